@@ -1,0 +1,136 @@
+"""Audit thresholds: one frozen dataclass, its documented defaults, and the loader.
+
+Resolution order (later wins): the defaults below, ``[tool.splitsafe]`` in the
+project's pyproject.toml, ``splitsafe.toml`` in the dataset's root, and one-off
+``KEY=VALUE`` overrides (``pytest --splitsafe-set``). Pure cores in ``data/`` never
+read configuration; the callers (conftest.py, the trainer's gate) pass values in.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DATASET_CONFIG_NAME = "splitsafe.toml"
+
+
+@dataclass(frozen=True)
+class AuditConfig:
+    """Every threshold an audit uses, with where its default came from."""
+
+    # Folder names recognised as splits; each maps to its canonical name.
+    split_aliases: dict[str, str] = field(
+        default_factory=lambda: {
+            "train": "train",
+            "training": "train",
+            "valid": "valid",
+            "val": "valid",
+            "validation": "valid",
+            "test": "test",
+            "testing": "test",
+        }
+    )
+    # Pairs of splits whose overlap is a leak: (held-out split, reference split).
+    split_pairs: tuple[tuple[str, str], ...] = (("valid", "train"), ("test", "train"), ("test", "valid"))
+
+    # --- duplicates (calibrated on planted copies, see BENCHMARKS.md) ---
+    near_duplicate_similarity: float = 0.90  # |cosine| of rank descriptors; calibrated
+    near_duplicate_flip: bool = False  # also match horizontal mirror images
+    fail_on_duplicates_within_split: bool = False  # within-split copies are reported only
+    # --- groups / scenes ---
+    scene_similarity: float = 0.80  # looser link for chains of frames of one scene
+    # --- augmentation lineage ---
+    augmented_allowed_splits: tuple[str, ...] = ("train",)  # original project: only train upsampled
+    # --- class balance (after upsampling) ---
+    balance_max_ratio: float = 3.0  # largest/smallest class count per split
+    origin_mix_max_distance: float = 0.35  # total-variation distance of a class's origin mix
+    # --- borders ---
+    border_alpha: float = 0.001  # Fisher exact test, one class vs the rest, Bonferroni-corrected
+    border_min_share_difference: float = 0.30  # effect-size floor (share with border vs rest)
+    # --- metadata shortcuts ---
+    metadata_max_gain: float = 0.15  # balanced accuracy above the majority baseline
+    metadata_cv_folds: int = 5
+    drift_alpha: float = 0.001  # KS test between splits, reported only
+    # --- image quality ---
+    quality_dark_mean: float = 16.0  # mean gray level (0-255) below this: very dark / fade to black
+    quality_light_mean: float = 240.0  # above this: very light / fade to white
+    quality_low_information_std: float = 6.0  # gray std below this: flat, background-only
+    quality_blur_sharpness: float = 10.0  # variance of Laplacian (at 128 px) below this: blurry
+    quality_min_side: int = 32  # pixels
+    quality_max_aspect: float = 3.0  # long side / short side
+    quality_fail_on: tuple[str, ...] = ("dark", "light", "low_information")
+    quality_max_share: float = 0.05  # per class, share of flagged images that fails the audit
+    # --- model focus (Grad-CAM) ---
+    edge_band: float = 0.10  # outer band, share of each side
+    edge_focus_max: float = 0.50  # a uniform map puts 0.36 of its mass in a 10% band
+    model_sample_per_class: int = 16
+    # --- misc ---
+    seed: int = 0
+    report_examples: int = 12  # examples shown per rule in messages and the report
+
+    def replace(self, **changes) -> AuditConfig:
+        return dataclasses.replace(self, **changes)
+
+
+def _coerce(name: str, value, default):
+    """Convert a TOML or command-line value to the type of the default."""
+    if isinstance(value, str) and not isinstance(default, str):
+        if isinstance(default, bool):
+            if value.lower() not in {"true", "false", "1", "0", "yes", "no"}:
+                raise ValueError(f"splitsafe setting {name!r}={value!r}; expected true or false")
+            return value.lower() in {"true", "1", "yes"}
+        if isinstance(default, tuple):
+            return tuple(v.strip() for v in value.split(",") if v.strip())
+        try:
+            return type(default)(value)
+        except ValueError:
+            raise ValueError(
+                f"splitsafe setting {name!r}={value!r}; expected a {type(default).__name__}"
+            ) from None
+    if isinstance(default, tuple) and isinstance(value, list):
+        return tuple(tuple(v) if isinstance(v, list) else v for v in value)
+    return value
+
+
+def apply_overrides(config: AuditConfig, overrides: dict, *, source: str) -> AuditConfig:
+    """Return ``config`` with ``overrides`` applied; unknown keys are an error naming ``source``."""
+    known = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
+    unknown = sorted(set(overrides) - set(known))
+    if unknown:
+        raise ValueError(
+            f"{source}: unknown splitsafe setting(s) {unknown}; known settings: {sorted(known)}"
+        )
+    return config.replace(**{k: _coerce(k, v, known[k]) for k, v in overrides.items()})
+
+
+def read_toml(path: Path) -> dict:
+    try:
+        with open(path, "rb") as handle:
+            return tomllib.load(handle)
+    except tomllib.TOMLDecodeError as error:
+        raise ValueError(f"{path}: not valid TOML ({error})") from None
+
+
+def load_audit_config(
+    *,
+    pyproject: Path | None = None,
+    dataset_root: Path | None = None,
+    overrides: dict | None = None,
+) -> AuditConfig:
+    """Resolve the effective configuration (defaults < pyproject < dataset < overrides)."""
+    config = AuditConfig()
+    if pyproject is not None and pyproject.is_file():
+        section = read_toml(pyproject).get("tool", {}).get("splitsafe", {})
+        config = apply_overrides(config, section, source=f"{pyproject} [tool.splitsafe]")
+    if dataset_root is not None and (dataset_root / DATASET_CONFIG_NAME).is_file():
+        path = dataset_root / DATASET_CONFIG_NAME
+        config = apply_overrides(config, read_toml(path), source=str(path))
+    if overrides:
+        config = apply_overrides(config, overrides, source="command line")
+    return config
+
+
+def config_as_dict(config: AuditConfig) -> dict:
+    return dataclasses.asdict(config)
