@@ -1,0 +1,159 @@
+"""Border artifacts that tell classes apart: a strip or thin line along one side.
+
+In the original project every frame of one movie had thin black lines near its border and the
+model classified that movie by the lines. The feature extractor measures, per image and side,
+``border_{side}_width`` (0 = none), ``border_{side}_offset`` and ``border_{side}_color``. Here,
+per class and side, the share of images with a border is compared with the share in all other
+classes by Fisher's exact test (two-sided: a class that alone lacks the letterbox is as easy to
+spot), Bonferroni-corrected over classes x sides, and flagged only when the share difference is
+also at least a floor: with 50,000 images a 2% difference is significant and harmless.
+A letterbox that every class shares has no difference and is not flagged.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+SIDES = ("top", "bottom", "left", "right")
+
+
+def border_columns() -> list[str]:
+    """The 12 border feature columns, side by side."""
+    return [f"border_{side}_{part}" for side in SIDES for part in ("width", "offset", "color")]
+
+
+def median_color(colors) -> str:
+    """Channel-wise median of ``#rrggbb`` strings ("" entries ignored); "" when none."""
+    values = [c for c in colors if isinstance(c, str) and len(c) == 7 and c.startswith("#")]
+    if not values:
+        return ""
+    channels = np.array([[int(c[i : i + 2], 16) for i in (1, 3, 5)] for c in values])
+    red, green, blue = np.round(np.median(channels, axis=0)).astype(int)
+    return f"#{red:02x}{green:02x}{blue:02x}"
+
+
+def compare_border_shares(
+    features: pd.DataFrame, *, alpha: float, min_share_difference: float
+) -> pd.DataFrame:
+    """Per class and side: share of images with a border, against the other classes.
+
+    Parameters
+    ----------
+    features : pandas.DataFrame
+        Columns ``label`` (str), ``border_{side}_width``/``_offset`` (int, px) and
+        ``border_{side}_color`` (str, ``#rrggbb``) for each side in :data:`SIDES`; ``error``
+        (str) rows that are not "" are left out.
+    alpha : float, keyword-only
+        Family-wise significance level (``AuditConfig.border_alpha``); each test's p-value is
+        multiplied by the number of tests (classes x sides, Bonferroni).
+    min_share_difference : float, keyword-only
+        Effect-size floor on ``|share - share_rest|`` (``AuditConfig.border_min_share_difference``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per class and side, flagged rows first then largest difference, columns:
+        ``label``, ``side`` (str), ``images``, ``with_border`` (int), ``share``, ``share_rest``,
+        ``difference`` (float, share - share_rest), ``p_value``, ``p_adjusted`` (float),
+        ``typical_width``, ``typical_offset`` (int, medians over this class's bordered images,
+        0 when none), ``typical_color`` (str), ``is_flagged`` (bool).
+    """
+    from scipy.stats import fisher_exact
+
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha={alpha!r}; expected a significance level in (0, 1)")
+    usable = features.loc[features["error"] == ""] if "error" in features else features
+    labels = sorted(usable["label"].unique())
+    tests = max(len(labels) * len(SIDES), 1)
+    rows = []
+    for side in SIDES:
+        widths = usable[f"border_{side}_width"].to_numpy()
+        has_border = widths > 0
+        per_label = pd.Series(has_border).groupby(usable["label"].to_numpy())
+        bordered, totals = per_label.sum(), per_label.size()
+        total_bordered, total_images = int(bordered.sum()), int(totals.sum())
+        for label in labels:
+            inside, images = int(bordered[label]), int(totals[label])
+            outside, rest = total_bordered - inside, total_images - images
+            if rest == 0:
+                continue
+            _, p_value = fisher_exact([[inside, images - inside], [outside, rest - outside]])
+            mask = (usable["label"].to_numpy() == label) & has_border
+            share, share_rest = inside / images, outside / rest
+            p_adjusted = min(1.0, float(p_value) * tests)
+            rows.append(
+                {
+                    "label": label,
+                    "side": side,
+                    "images": images,
+                    "with_border": inside,
+                    "share": share,
+                    "share_rest": share_rest,
+                    "difference": share - share_rest,
+                    "p_value": float(p_value),
+                    "p_adjusted": p_adjusted,
+                    "typical_width": int(np.median(widths[mask])) if inside else 0,
+                    "typical_offset": int(
+                        np.median(usable[f"border_{side}_offset"].to_numpy()[mask])
+                    )
+                    if inside
+                    else 0,
+                    "typical_color": median_color(usable[f"border_{side}_color"].to_numpy()[mask]),
+                    "is_flagged": p_adjusted < alpha
+                    and abs(share - share_rest) >= min_share_difference,
+                }
+            )
+    result = pd.DataFrame(rows)
+    if result.empty:
+        return result
+    order = result.assign(size=result["difference"].abs()).sort_values(
+        ["is_flagged", "size", "label", "side"], ascending=[False, False, True, True]
+    )
+    return order.drop(columns="size").reset_index(drop=True)
+
+
+def describe_border(row) -> str:
+    """One line naming class, side, share, width, offset and colour of a flagged row."""
+    where = "touching the edge" if row["typical_offset"] == 0 else f"{row['typical_offset']} px in"
+    if row["difference"] >= 0:
+        return (
+            f"{row['label']}: {row['share']:.0%} have a {row['side']} border vs "
+            f"{row['share_rest']:.0%} of other classes (typical {row['typical_width']} px wide, "
+            f"{where}, colour {row['typical_color'] or '?'}; p={row['p_adjusted']:.1e})"
+        )
+    return (
+        f"{row['label']}: only {row['share']:.0%} have a {row['side']} border vs "
+        f"{row['share_rest']:.0%} of other classes (p={row['p_adjusted']:.1e})"
+    )
+
+
+def border_examples(features: pd.DataFrame, flagged: pd.DataFrame, *, limit: int) -> pd.DataFrame:
+    """Images behind the flagged rows, for the report to draw their strips.
+
+    Parameters
+    ----------
+    features : pandas.DataFrame
+        Columns ``path``, ``label`` and the border columns.
+    flagged : pandas.DataFrame
+        Rows of :func:`compare_border_shares` (``label``, ``side``, ``difference``).
+    limit : int, keyword-only
+        Images per flagged row, at most.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``path``, ``label``, ``side`` (str, the flagged side) and the 12 border columns.
+        For a class with more borders, its bordered images; for a class with fewer, bordered
+        images of the other classes (what the class lacks).
+    """
+    parts = []
+    for _, row in flagged.iterrows():
+        is_label = features["label"] == row["label"]
+        has_border = features[f"border_{row['side']}_width"] > 0
+        chosen = features.loc[(is_label if row["difference"] >= 0 else ~is_label) & has_border]
+        parts.append(chosen.head(limit).assign(side=row["side"]))
+    columns = ["path", "label", "side", *border_columns()]
+    if not parts:
+        return pd.DataFrame(columns=columns)
+    return pd.concat(parts, ignore_index=True).loc[:, columns]

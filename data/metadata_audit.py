@@ -1,0 +1,397 @@
+"""Metadata shortcuts and property drift.
+
+Shortcut: if the label can be predicted from file metadata alone (size, format, file size,
+grayscale, brightness, border profile), a model can learn it too, without looking at the
+content: frames of one movie saved at another resolution, sketches that are all PNG. A
+cross-validated gradient-boosting classifier measures how well metadata predicts the label
+(balanced accuracy, so the majority baseline is ``1 / classes`` whatever the balance);
+permutation importance names the features that carry it.
+
+Drift: the distribution of each numeric property in a held-out split against the reference
+split, by the two-sample Kolmogorov-Smirnov test. Reported as a warning: a test set from another
+camera is worth knowing about, but it is not a leak.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from data.border_audit import SIDES
+
+CATEGORICAL_FEATURES = ("format", "mode")
+NUMERIC_FEATURES = (
+    "width",
+    "height",
+    "aspect",
+    "file_size",
+    "is_grayscale",
+    "brightness",
+    "contrast",
+    *(f"border_{side}_{part}" for side in SIDES for part in ("width", "offset", "gray")),
+)
+DRIFT_PROPERTIES = (
+    "width",
+    "height",
+    "aspect",
+    "file_size",
+    "brightness",
+    "contrast",
+    "sharpness",
+    "entropy",
+)
+MAX_CLASSIFIER_ROWS = 5_000  # stratified subsample: 5 folds of 5,000 rows fit in about 1 s
+MAX_PLOT_ROWS = 5_000  # rows drawn per split in the drift figure
+IMPORTANCE_REPEATS = 3  # permutation_importance n_repeats
+
+
+@dataclass(frozen=True)
+class MetadataShortcut:
+    """How well metadata alone predicts the label.
+
+    Attributes
+    ----------
+    balanced_accuracy : float
+        Mean over the cross-validation folds, in [0, 1].
+    baseline : float
+        Balanced accuracy of always predicting the majority class: ``1 / classes``.
+    gain : float
+        ``balanced_accuracy - baseline``.
+    fold_scores : tuple of float
+        Balanced accuracy per fold.
+    rows : int
+        Usable images (no decode error); ``rows_used`` of them were used (a stratified
+        subsample when more than ``max_rows``).
+    importances : pandas.DataFrame
+        Columns ``feature`` (str), ``importance``, ``std`` (float, drop in balanced accuracy
+        when the feature is shuffled, on one held-out fold), most important first.
+    """
+
+    balanced_accuracy: float
+    baseline: float
+    gain: float
+    fold_scores: tuple[float, ...]
+    classes: int
+    rows: int
+    rows_used: int
+    importances: pd.DataFrame = field(repr=False)
+
+    @property
+    def is_subsampled(self) -> bool:
+        return self.rows_used < self.rows
+
+    def top_features(self, count: int = 3) -> list[str]:
+        """Names of the features whose shuffling costs more than noise, best first."""
+        table = self.importances
+        carrying = table.loc[table["importance"] > np.maximum(2 * table["std"], 0.01)]
+        return list(carrying["feature"].head(count))
+
+
+def _color_gray(colors: pd.Series) -> np.ndarray:
+    """ITU-R 601 luma of ``#rrggbb`` strings; -1 where there is no colour."""
+    text = colors.fillna("").astype(str)
+    valid = text.str.match(r"^#[0-9a-fA-F]{6}$").to_numpy()
+    gray = np.full(len(text), -1.0)
+    if valid.any():
+        channels = np.array(
+            [[int(c[i : i + 2], 16) for i in (1, 3, 5)] for c in text[valid]], dtype=float
+        )
+        gray[valid] = channels @ np.array([0.299, 0.587, 0.114])
+    return gray
+
+
+def metadata_table(features: pd.DataFrame) -> pd.DataFrame:
+    """The classifier's input: one column per metadata feature, same index as ``features``.
+
+    Parameters
+    ----------
+    features : pandas.DataFrame
+        The feature columns of ARCHITECTURE.md (``width``, ``height``, ``format``,
+        ``file_size``, ``mode``, ``is_grayscale``, ``brightness``, ``contrast``, ``border_*``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        :data:`NUMERIC_FEATURES` as float64 (``aspect`` = width / height, 0 when height is 0;
+        ``border_{side}_gray`` = luma of the border colour, -1 for none) and
+        :data:`CATEGORICAL_FEATURES` as pandas ``category``.
+    """
+    width = features["width"].to_numpy(dtype=float)
+    height = features["height"].to_numpy(dtype=float)
+    table = {
+        "width": width,
+        "height": height,
+        "aspect": np.divide(width, height, out=np.zeros_like(width), where=height > 0),
+        "file_size": features["file_size"].to_numpy(dtype=float),
+        "is_grayscale": features["is_grayscale"].to_numpy(dtype=float),
+        "brightness": features["brightness"].to_numpy(dtype=float),
+        "contrast": features["contrast"].to_numpy(dtype=float),
+    }
+    for side in SIDES:
+        table[f"border_{side}_width"] = features[f"border_{side}_width"].to_numpy(dtype=float)
+        table[f"border_{side}_offset"] = features[f"border_{side}_offset"].to_numpy(dtype=float)
+        table[f"border_{side}_gray"] = _color_gray(features[f"border_{side}_color"])
+    result = pd.DataFrame(table, index=features.index)
+    for name in CATEGORICAL_FEATURES:
+        result[name] = features[name].astype(str).astype("category")
+    return result
+
+
+def metadata_shortcut_skip_reason(features: pd.DataFrame, *, folds: int) -> str | None:
+    """Why the shortcut classifier cannot run on ``features`` (None when it can)."""
+    usable = features.loc[features["error"] == ""] if "error" in features else features
+    counts = usable["label"].value_counts()
+    if len(counts) < 2:
+        return f"metadata shortcut needs at least two classes; found {list(counts.index)}"
+    if counts.min() < 2:
+        small = list(counts.index[counts < 2])
+        return (
+            "metadata shortcut needs at least 2 images per class for cross-validation; "
+            f"{small} have 1"
+        )
+    if folds < 2:
+        return f"metadata_cv_folds={folds}; cross-validation needs at least 2 folds"
+    return None
+
+
+def _positions_by(values: np.ndarray) -> list[np.ndarray]:
+    """Row positions of each distinct value, in order of the sorted values."""
+    order = np.argsort(values, kind="stable")
+    _, starts = np.unique(values[order], return_index=True)
+    return np.split(order, starts[1:])
+
+
+def _stratified_subsample(labels: pd.Series, *, max_rows: int, seed: int) -> np.ndarray:
+    """Positions of at most about ``max_rows`` rows, each class's share kept (>= 10 per class)."""
+    if len(labels) <= max_rows:
+        return np.arange(len(labels))
+    rng = np.random.default_rng(seed)
+    fraction = max_rows / len(labels)
+    chosen = []
+    for positions in _positions_by(labels.to_numpy()):
+        keep = min(len(positions), max(int(round(fraction * len(positions))), 10))
+        chosen.append(rng.choice(positions, size=keep, replace=False))
+    return np.sort(np.concatenate(chosen))
+
+
+def find_metadata_shortcut(
+    features: pd.DataFrame, *, folds: int, seed: int = 0, max_rows: int = MAX_CLASSIFIER_ROWS
+) -> MetadataShortcut:
+    """Cross-validated balanced accuracy of predicting ``label`` from metadata alone.
+
+    Parameters
+    ----------
+    features : pandas.DataFrame
+        ``label`` and the columns :func:`metadata_table` reads; rows with a non-empty ``error``
+        are left out. Needs two classes with >= 2 images each
+        (:func:`metadata_shortcut_skip_reason`).
+    folds : int, keyword-only
+        Stratified folds (``AuditConfig.metadata_cv_folds``), lowered to the smallest class size.
+    seed : int, keyword-only
+        Fold shuffling, subsampling, model and permutation seed (``AuditConfig.seed``).
+    max_rows : int, keyword-only
+        Above this many rows a stratified subsample is used (default
+        :data:`MAX_CLASSIFIER_ROWS`; the gain of a shortcut is visible long before 5,000 rows).
+
+    Returns
+    -------
+    MetadataShortcut
+
+    Notes
+    -----
+    Model: scikit-learn's ``HistGradientBoostingClassifier`` (60 iterations, native categorical
+    support, no early stopping). Correlated features (width, height, aspect) share the credit
+    in permutation importance: shuffling one leaves the others to carry the signal, so read the
+    top features as a group.
+    """
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.inspection import permutation_importance
+    from sklearn.metrics import balanced_accuracy_score
+    from sklearn.model_selection import StratifiedKFold
+
+    reason = metadata_shortcut_skip_reason(features, folds=folds)
+    if reason:
+        raise ValueError(reason)
+    usable = features.loc[features["error"] == ""] if "error" in features else features
+    positions = _stratified_subsample(usable["label"], max_rows=max_rows, seed=seed)
+    sample = usable.iloc[positions]
+    table = metadata_table(sample)
+    labels = sample["label"].to_numpy()
+    folds = int(min(folds, sample["label"].value_counts().min()))
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+
+    def make_model():
+        return HistGradientBoostingClassifier(
+            max_iter=60,
+            max_leaf_nodes=15,
+            learning_rate=0.1,
+            early_stopping=False,
+            categorical_features="from_dtype",
+            random_state=seed,
+        )
+
+    scores, last = [], None
+    for train_positions, test_positions in splitter.split(table, labels):
+        model = make_model().fit(table.iloc[train_positions], labels[train_positions])
+        predicted = model.predict(table.iloc[test_positions])
+        scores.append(float(balanced_accuracy_score(labels[test_positions], predicted)))
+        last = (model, test_positions)
+    model, test_positions = last
+    importance = permutation_importance(
+        model,
+        table.iloc[test_positions],
+        labels[test_positions],
+        scoring="balanced_accuracy",
+        n_repeats=IMPORTANCE_REPEATS,
+        random_state=seed,
+    )
+    importances = pd.DataFrame(
+        {
+            "feature": table.columns,
+            "importance": importance.importances_mean,
+            "std": importance.importances_std,
+        }
+    ).sort_values(["importance", "feature"], ascending=[False, True], ignore_index=True)
+    classes = int(usable["label"].nunique())
+    balanced_accuracy = float(np.mean(scores))
+    return MetadataShortcut(
+        balanced_accuracy=balanced_accuracy,
+        baseline=1.0 / classes,
+        gain=balanced_accuracy - 1.0 / classes,
+        fold_scores=tuple(scores),
+        classes=classes,
+        rows=len(usable),
+        rows_used=len(sample),
+        importances=importances,
+    )
+
+
+def find_property_drift(
+    features: pd.DataFrame,
+    *,
+    pairs: tuple[tuple[str, str], ...],
+    alpha: float,
+    properties: tuple[str, ...] = DRIFT_PROPERTIES,
+) -> pd.DataFrame:
+    """Two-sample KS test of each numeric property between each pair of splits.
+
+    Parameters
+    ----------
+    features : pandas.DataFrame
+        Columns ``split`` and the properties (``aspect`` is computed from width and height);
+        rows with a non-empty ``error`` are left out.
+    pairs : tuple of (held_out, reference), keyword-only
+        Split pairs to compare (``AuditConfig.split_pairs``); pairs with an absent split are
+        skipped.
+    alpha : float, keyword-only
+        Family-wise level (``AuditConfig.drift_alpha``), Bonferroni-corrected over all tests.
+    properties : tuple of str, keyword-only
+        Default :data:`DRIFT_PROPERTIES`; absent columns are skipped.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per property and pair, drifted first then by KS statistic, columns
+        ``property``, ``held_out``, ``reference`` (str), ``statistic`` (float in [0, 1], the
+        largest gap between the two cumulative distributions), ``p_value``, ``p_adjusted``,
+        ``held_out_median``, ``reference_median`` (float), ``is_drifted`` (bool).
+    """
+    from scipy.stats import ks_2samp
+
+    usable = features.loc[features["error"] == ""] if "error" in features else features
+    values = _property_values(usable, properties)
+    splits = usable["split"].to_numpy()
+    present = [(a, b) for a, b in pairs if (splits == a).any() and (splits == b).any()]
+    tests = max(len(present) * values.shape[1], 1)
+    rows = []
+    for held_out, reference in present:
+        first, second = values[splits == held_out], values[splits == reference]
+        for name in values.columns:
+            result = ks_2samp(first[name].to_numpy(), second[name].to_numpy())
+            p_adjusted = min(1.0, float(result.pvalue) * tests)
+            rows.append(
+                {
+                    "property": name,
+                    "held_out": held_out,
+                    "reference": reference,
+                    "statistic": float(result.statistic),
+                    "p_value": float(result.pvalue),
+                    "p_adjusted": p_adjusted,
+                    "held_out_median": float(first[name].median()),
+                    "reference_median": float(second[name].median()),
+                    "is_drifted": p_adjusted < alpha,
+                }
+            )
+    columns = ["property", "held_out", "reference", "statistic", "p_value", "p_adjusted"]
+    columns += ["held_out_median", "reference_median", "is_drifted"]
+    result = pd.DataFrame(rows, columns=columns)
+    return result.sort_values(
+        ["is_drifted", "statistic"], ascending=[False, False], ignore_index=True
+    )
+
+
+def _property_values(features: pd.DataFrame, properties) -> pd.DataFrame:
+    columns = {}
+    for name in properties:
+        if name == "aspect" and {"width", "height"} <= set(features.columns):
+            width = features["width"].to_numpy(dtype=float)
+            height = features["height"].to_numpy(dtype=float)
+            columns[name] = np.divide(width, height, out=np.zeros_like(width), where=height > 0)
+        elif name in features.columns:
+            columns[name] = features[name].to_numpy(dtype=float)
+    return pd.DataFrame(columns, index=features.index)
+
+
+def plot_property_distributions(
+    features: pd.DataFrame, properties, *, seed: int = 0, max_rows: int = MAX_PLOT_ROWS
+) -> bytes:
+    """Histograms of ``properties`` by split (density per split), one panel per property.
+
+    Parameters
+    ----------
+    features : pandas.DataFrame
+        Columns ``split`` and the properties (``aspect`` computed as in
+        :func:`find_property_drift`).
+    properties : sequence of str
+        Properties to draw (e.g. the drifted ones), at most 8 drawn.
+    seed, max_rows : keyword-only
+        At most ``max_rows`` random rows per split are drawn.
+
+    Returns
+    -------
+    bytes
+        A PNG image.
+    """
+    from interpret.plots import figure_to_png, use_agg_backend
+
+    use_agg_backend()
+    import seaborn as sns
+
+    properties = list(dict.fromkeys(properties))[:8]
+    usable = features.loc[features["error"] == ""] if "error" in features else features
+    rng = np.random.default_rng(seed)
+    chosen = [
+        rng.choice(positions, size=min(len(positions), max_rows), replace=False)
+        for positions in _positions_by(usable["split"].to_numpy())
+    ]
+    drawn = usable.iloc[np.sort(np.concatenate(chosen))] if chosen else usable
+    values = _property_values(drawn, properties).assign(split=drawn["split"].to_numpy())
+    long = values.melt(id_vars="split", var_name="property", value_name="value")
+    grid = sns.displot(
+        data=long,
+        x="value",
+        hue="split",
+        col="property",
+        col_wrap=min(4, max(len(properties), 1)),
+        kind="hist",
+        stat="density",
+        common_norm=False,
+        element="step",
+        bins=40,
+        facet_kws={"sharex": False, "sharey": False},
+        height=2.6,
+    )
+    grid.set_titles("{col_name}")
+    return figure_to_png(grid)
