@@ -1,0 +1,124 @@
+"""The demo dataset: deterministic, laid out as documented, every trap present."""
+
+import hashlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from data.demo import (
+    BORDER_LINE_OFFSET,
+    BORDER_LINE_WIDTH,
+    BORDERED_MOVIE,
+    MOVIES,
+    generate_demo,
+)
+from data.lineage import read_lineage
+from data.scan import scan
+
+SMALL = {"frames_per_scene": 6, "scenes_per_movie": 3}
+
+
+def digest_tree(root):
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(root).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    return generate_demo(tmp_path_factory.mktemp("demo"), seed=3, **SMALL)
+
+
+def test_same_seed_same_bytes_other_seed_differs(demo, tmp_path):
+    again = generate_demo(tmp_path / "again", seed=3, **SMALL)
+    other = generate_demo(tmp_path / "other", seed=4, **SMALL)
+    assert digest_tree(again) == digest_tree(demo)
+    assert digest_tree(other) != digest_tree(demo)
+    assert (again.parent / "PLANTED.md").read_text() == (demo.parent / "PLANTED.md").read_text()
+
+
+def test_layout_and_lineage_cover_every_image(demo):
+    manifest = scan(demo)
+    assert manifest.attrs["layout"] == "split-folders"
+    assert manifest.attrs["skipped"] == []
+    assert set(manifest["split"]) == {"train", "valid"}
+    assert set(manifest["label"]) == {movie.name for movie in MOVIES}
+    assert set(manifest["origin"]) == {"frame", "internet"}
+    lineage = read_lineage(demo)
+    assert sorted(lineage["path"]) == sorted(manifest["path"])
+    frames = manifest[manifest["origin"] == "frame"]
+    assert frames["group"].str.fullmatch(r"[a-z-]+/scene-\d\d").all()
+    assert (frames["group"].str.split("/").str[0] == frames["label"]).all()
+    assert not (demo.parent / "movies" / "PLANTED.md").exists()  # dataset folder holds images only
+
+
+def test_consecutive_frames_of_a_scene_are_near_duplicates(demo):
+    lineage = read_lineage(demo)
+    scene = lineage[lineage["group"] == "forest-spirit/scene-01"].sort_values("time")
+    first, second = (np.asarray(Image.open(demo / p), np.float32) for p in scene["path"][:2])
+    other_scene = lineage[lineage["group"] == "forest-spirit/scene-02"]["path"].iloc[0]
+    other = np.asarray(Image.open(demo / other_scene), np.float32)
+    assert np.abs(first - second).mean() < np.abs(first - other).mean() / 2
+
+
+def dark_line_contrast(path):
+    """(smallest brightness drop from beside the line to on it, darkest line level) over 4 edges."""
+    gray = np.asarray(Image.open(path).convert("L"), np.float32)
+    rows, columns = gray[:, 10:-10].mean(axis=1), gray[10:-10].mean(axis=0)
+    drops, levels = [], []
+    for profile in (rows, rows[::-1], columns, columns[::-1]):
+        on_line = profile[BORDER_LINE_OFFSET : BORDER_LINE_OFFSET + BORDER_LINE_WIDTH].mean()
+        beside = profile[BORDER_LINE_OFFSET + BORDER_LINE_WIDTH + 2]
+        drops.append(beside - on_line)
+        levels.append(on_line)
+    return float(min(drops)), float(max(levels))
+
+
+def test_trap_a_only_the_bordered_movie_has_dark_lines(demo):
+    manifest = scan(demo)
+    frames = manifest[manifest["origin"] == "frame"]
+    for row in frames.itertuples():
+        contrast, darkest = dark_line_contrast(demo / row.path)
+        if row.label == BORDERED_MOVIE:
+            assert darkest < 60 and contrast > 30, row.path
+        else:
+            assert darkest > 60 or contrast < 10, row.path
+
+
+def test_trap_b_some_scene_sits_in_both_splits(demo):
+    frames = scan(demo).query("origin == 'frame'")
+    assert (frames.groupby("group")["split"].nunique() > 1).any()
+
+
+def test_trap_c_internet_images_upsampled_with_copies_in_valid(demo):
+    manifest = scan(demo)
+    copies = manifest[manifest["parent"] != ""]
+    sources = manifest[(manifest["origin"] == "internet") & (manifest["parent"] == "")]
+    assert len(copies) == 6 * len(sources) > 0
+    assert set(copies["parent"]) == set(sources["path"])
+    assert (copies["split"] == "valid").any()
+    assert (copies["group"] == copies["parent"]).all()  # scan groups copies with their source
+    assert {p.split("__")[-1].split(".")[0] for p in copies["path"]} == {
+        "grayscale",
+        "invert",
+        "poisson",
+        "rescale_intensity",
+        "log",
+        "sigmoid",
+    }
+
+
+def test_trap_d_classes_are_imbalanced(demo):
+    manifest = scan(demo)
+    counts = manifest["label"].value_counts()
+    frames = manifest.query("origin == 'frame'")["label"].value_counts()
+    assert frames.max() / frames.min() >= 3
+    assert counts.idxmin() == "ocean-voyage"
+
+
+def test_existing_non_empty_output_is_refused(demo):
+    with pytest.raises(ValueError, match="not empty"):
+        generate_demo(demo.parent, **SMALL)
