@@ -1,0 +1,414 @@
+"""``reports/training.html``: one offline page with everything needed to judge a trained model.
+
+The validation set is predicted once (``learn.get_preds(with_loss=True)``); the accuracy, the
+confusion matrix, the per-class precision/recall/F1, the most-confused pairs and the top-losses
+gallery are all derived from that one table, which is also written as ``predictions.csv``
+(and the matrix as ``confusion.csv``) beside the report, so every number can be checked.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from train.config import REPORT_NAME
+
+PREDICTIONS_NAME = "predictions.csv"
+CONFUSION_NAME = "confusion.csv"
+GALLERY_SIZE = 160  # px, side of a top-loss image in the gallery
+
+# --- pure tables from predictions ------------------------------------------------------------
+
+
+def prediction_table(paths, probabilities, targets, losses, vocab) -> pd.DataFrame:
+    """One row per validation image.
+
+    Parameters
+    ----------
+    paths : sequence of str, length N
+    probabilities : array of float, shape (N, K)
+        Softmax outputs, rows sum to 1.
+    targets : array of int, shape (N,)
+        True class indices into ``vocab``.
+    losses : array of float, shape (N,)
+        Per-image loss.
+    vocab : sequence of str, length K
+
+    Returns
+    -------
+    DataFrame
+        ``path``, ``actual``, ``predicted`` (labels), ``probability`` (of the predicted class),
+        ``loss``, ``correct`` (bool), then ``probability:<label>`` for each class.
+    """
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    targets = np.asarray(targets, dtype=np.int64)
+    vocab = [str(label) for label in vocab]
+    if probabilities.ndim != 2 or probabilities.shape != (len(targets), len(vocab)):
+        raise ValueError(
+            f"probabilities have shape {probabilities.shape}; expected "
+            f"({len(targets)}, {len(vocab)}) = (images, classes)"
+        )
+    predicted = probabilities.argmax(axis=1)
+    table = pd.DataFrame(
+        {
+            "path": [str(p) for p in paths],
+            "actual": [vocab[i] for i in targets],
+            "predicted": [vocab[i] for i in predicted],
+            "probability": probabilities[np.arange(len(targets)), predicted],
+            "loss": np.asarray(losses, dtype=np.float64),
+            "correct": predicted == targets,
+        }
+    )
+    for index, label in enumerate(vocab):
+        table[f"probability:{label}"] = probabilities[:, index]
+    return table
+
+
+def confusion_table(predictions: pd.DataFrame, vocab) -> pd.DataFrame:
+    """Counts, rows = actual class, columns = predicted class, in ``vocab`` order (sklearn's
+    ``confusion_matrix`` with ``labels=vocab``)."""
+    from sklearn.metrics import confusion_matrix
+
+    vocab = [str(label) for label in vocab]
+    matrix = confusion_matrix(predictions["actual"], predictions["predicted"], labels=vocab)
+    return pd.DataFrame(
+        matrix,
+        index=pd.Index(vocab, name="actual"),
+        columns=pd.Index(vocab, name="predicted"),
+    )
+
+
+def class_metrics(predictions: pd.DataFrame, vocab) -> pd.DataFrame:
+    """Per class: ``label``, ``precision``, ``recall``, ``f1``, ``support`` (sklearn; a class
+    never predicted has precision 0)."""
+    from sklearn.metrics import precision_recall_fscore_support
+
+    vocab = [str(label) for label in vocab]
+    precision, recall, f1, support = precision_recall_fscore_support(
+        predictions["actual"], predictions["predicted"], labels=vocab, zero_division=0
+    )
+    return pd.DataFrame(
+        {
+            "label": vocab,
+            "precision": precision,
+            "recall": recall,
+            "f1": f1,
+            "support": support.astype(int),
+        }
+    )
+
+
+def most_confused(confusion: pd.DataFrame, *, minimum: int = 1) -> pd.DataFrame:
+    """Off-diagonal cells with at least ``minimum`` images, largest first.
+
+    Returns
+    -------
+    DataFrame
+        ``actual``, ``predicted``, ``count``, ``share_of_actual`` (count / images of that class).
+    """
+    rows = []
+    totals = confusion.sum(axis=1)
+    for actual in confusion.index:
+        for predicted in confusion.columns:
+            count = int(confusion.loc[actual, predicted])
+            if actual != predicted and count >= minimum:
+                rows.append((actual, predicted, count, count / max(1, int(totals[actual]))))
+    table = pd.DataFrame(rows, columns=["actual", "predicted", "count", "share_of_actual"])
+    return table.sort_values(["count", "actual"], ascending=[False, True], kind="stable")
+
+
+# --- predicting (fastai) ---------------------------------------------------------------------
+
+
+def predict(learn) -> pd.DataFrame:
+    """Predict the validation set once; :func:`prediction_table` of the result."""
+    probabilities, targets, losses = learn.get_preds(ds_idx=1, with_loss=True)
+    paths = list(learn.dls.valid.items["path"])
+    return prediction_table(
+        paths, probabilities.numpy(), targets.numpy(), losses.numpy(), learn.dls.vocab
+    )
+
+
+def tta_accuracy(learn) -> float:
+    """Accuracy on valid with fastai's test-time augmentation (``learn.tta``, 4 augmented passes
+    and the plain one)."""
+    probabilities, targets = learn.tta(ds_idx=1)
+    return float((probabilities.argmax(dim=1) == targets).float().mean())
+
+
+def gradcam_overlays(learn, paths: list[str], targets: list[int]) -> list[bytes] | None:
+    """JPEG bytes of each image with its Grad-CAM map (for ``targets``) blended on top, or None
+    when ``interpret.gradcam`` is not available."""
+    try:
+        from interpret.gradcam import gradcam
+    except ImportError:
+        return None
+    import io
+
+    import torch
+    from matplotlib import colormaps
+    from PIL import Image
+
+    if not paths:
+        return []
+    loader = learn.dls.test_dl(paths, bs=len(paths))
+    (images,) = loader.one_batch()[:1]
+    maps = gradcam(learn.model, images.float(), targets=list(targets))
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)  # ImageNet, as the loaders
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    pictures = (images.float().cpu() * std + mean).clamp(0, 1).permute(0, 2, 3, 1).numpy()
+    heat = colormaps["jet"](maps)[..., :3]
+    overlays = []
+    for picture, colour in zip(pictures, heat, strict=True):
+        blended = (0.55 * picture + 0.45 * colour) * 255
+        image = Image.fromarray(blended.astype(np.uint8)).resize((GALLERY_SIZE, GALLERY_SIZE))
+        buffer = io.BytesIO()
+        image.save(buffer, format="JPEG", quality=85)
+        overlays.append(buffer.getvalue())
+    return overlays
+
+
+# --- figures ---------------------------------------------------------------------------------
+
+
+def learning_curve_png(history: pd.DataFrame) -> bytes | None:
+    """Losses and accuracy per epoch across stages (stage boundaries marked); None if empty."""
+    if history.empty or "train_loss" not in history:
+        return None
+    from interpret.plots import figure_to_png, use_agg_backend
+
+    use_agg_backend()
+    import matplotlib.pyplot as plt
+
+    steps = np.arange(1, len(history) + 1)
+    figure, loss_axes = plt.subplots(figsize=(7, 3.6))
+    loss_axes.plot(steps, history["train_loss"], marker="o", label="train loss")
+    loss_axes.plot(steps, history["valid_loss"], marker="o", label="valid loss")
+    loss_axes.set_xlabel("epoch (all stages)")
+    loss_axes.set_ylabel("loss")
+    accuracy_axes = loss_axes.twinx()
+    accuracy_axes.plot(steps, history["accuracy"], color="tab:green", marker="s", label="accuracy")
+    accuracy_axes.set_ylabel("accuracy")
+    accuracy_axes.set_ylim(0, 1.02)
+    starts = history.groupby("stage", sort=False).head(1).index
+    for start in starts:
+        loss_axes.axvline(start + 0.5, color="#999", linestyle=":")
+        loss_axes.text(
+            start + 0.6,
+            loss_axes.get_ylim()[1],
+            history.loc[start, "stage"],
+            fontsize=8,
+            va="top",
+            color="#555",
+        )
+    handles = loss_axes.get_legend_handles_labels()
+    more = accuracy_axes.get_legend_handles_labels()
+    loss_axes.legend(handles[0] + more[0], handles[1] + more[1], loc="center right", fontsize=8)
+    return figure_to_png(figure)
+
+
+def confusion_png(confusion: pd.DataFrame) -> bytes:
+    """Two seaborn heatmaps side by side: counts and row-normalised (recall on the diagonal)."""
+    from interpret.plots import figure_to_png, use_agg_backend
+
+    use_agg_backend()
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    side = 3 + 0.45 * len(confusion)
+    figure, (counts_axes, share_axes) = plt.subplots(1, 2, figsize=(2 * side + 1, side))
+    sns.heatmap(confusion, annot=True, fmt="d", cmap="Blues", cbar=False, ax=counts_axes)
+    counts_axes.set_title("counts")
+    shares = confusion.div(confusion.sum(axis=1).replace(0, 1), axis=0)
+    sns.heatmap(
+        shares, annot=True, fmt=".2f", cmap="Blues", vmin=0, vmax=1, cbar=False, ax=share_axes
+    )
+    share_axes.set_title("row-normalised (share of each actual class)")
+    figure.tight_layout()
+    return figure_to_png(figure)
+
+
+# --- the page --------------------------------------------------------------------------------
+
+
+def _audit_section(gate: dict | None, allowed: bool, report_dir: Path) -> str:
+    from interpret.html import escape, status_badge, table
+
+    if gate is None:
+        return "<p>The audit gate did not run.</p>"
+    link = ""
+    if (report_dir / "audit.html").is_file():
+        link = ' <a href="audit.html">Full audit report</a>.'
+    text = f"<p>Audit status: {status_badge(gate['status'])}.{link}</p>"
+    if gate["status"] != "passed":
+        if allowed:
+            text += (
+                '<p class="summary failed"><strong>Trained despite failing audits</strong> '
+                "(--allow-audit-failures). The accuracy below may be inflated by the faults "
+                "listed here.</p>"
+            )
+        if gate.get("failures"):
+            text += table(pd.DataFrame(gate["failures"])[["rule", "status", "summary"]])
+        elif gate.get("output"):
+            text += f"<pre>{escape(gate['output'])}</pre>"
+    text += f'<p class="muted">Command: <code>{escape(gate.get("command", ""))}</code></p>'
+    return text
+
+
+def gallery_image_bytes(path, *, size: int = GALLERY_SIZE) -> bytes:
+    """JPEG bytes of the image at ``path`` scaled so its longer side is ``size`` px (small
+    images are enlarged, nearest-neighbour, so a 32 px image is not a speck)."""
+    import io
+
+    from PIL import Image, ImageOps
+
+    with Image.open(path) as opened:
+        image = ImageOps.exif_transpose(opened).convert("RGB")
+    scale = size / max(image.size)
+    resample = Image.Resampling.NEAREST if scale > 1 else Image.Resampling.LANCZOS
+    image = image.resize(
+        (max(1, round(image.width * scale)), max(1, round(image.height * scale))), resample
+    )
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=85)
+    return buffer.getvalue()
+
+
+def _gallery(top: pd.DataFrame, overlays: list[bytes] | None) -> str:
+    from interpret.html import escape, image_tag, placeholder
+
+    cells = []
+    for position, row in enumerate(top.itertuples(index=False)):
+        caption = (
+            f"actual {row.actual} / predicted {row.predicted} / "
+            f"p={row.probability:.2f} / loss {row.loss:.2f}"
+        )
+        try:
+            picture = image_tag(gallery_image_bytes(row.path), mime="image/jpeg", alt=caption)
+        except (OSError, ValueError, SyntaxError) as error:  # PIL raises all three
+            picture = placeholder(f"cannot show {Path(row.path).name}: {error}")
+        figure = f"<figure>{picture}<figcaption>{escape(caption)}</figcaption></figure>"
+        if overlays is not None:
+            figure += (
+                f"<figure>{image_tag(overlays[position], mime='image/jpeg', alt='Grad-CAM')}"
+                f"<figcaption>Grad-CAM for {escape(row.predicted)}</figcaption></figure>"
+            )
+        cells.append(f'<div class="loss-pair" title="{escape(row.path)}">{figure}</div>')
+    note = (
+        ""
+        if overlays is not None
+        else '<p class="muted">Grad-CAM overlays appear when interpret.gradcam is available.</p>'
+    )
+    return note + "".join(cells)
+
+
+def render_training_html(
+    *,
+    settings: dict,
+    gate: dict | None,
+    allowed: bool,
+    hardware_note: str,
+    history: pd.DataFrame,
+    predictions: pd.DataFrame,
+    vocab,
+    accuracy_with_tta: float | None,
+    overlays: list[bytes] | None,
+    top_losses: int,
+    report_dir: Path,
+) -> str:
+    """The report's HTML (a complete page). ``predictions`` is :func:`prediction_table` output;
+    every table below is derived from it. The confusion matrix is also embedded as JSON in
+    ``<script type="application/json" id="confusion-matrix">`` (``labels``, ``counts``)."""
+    from interpret.html import escape, image_tag, key_value_table, page, section, table
+
+    confusion = confusion_table(predictions, vocab)
+    metrics = class_metrics(predictions, vocab)
+    pairs = most_confused(confusion)
+    top = predictions.sort_values("loss", ascending=False, kind="stable").head(top_losses)
+    accuracy = float(predictions["correct"].mean()) if len(predictions) else float("nan")
+
+    figures = learning_curve_png(history)
+    curves = image_tag(figures, alt="learning curves") if figures else "<p>No epochs logged.</p>"
+    history_table = table(history.drop(columns=["time"], errors="ignore"))
+    results = key_value_table(
+        [
+            ("validation images", len(predictions)),
+            ("accuracy", round(accuracy, 4)),
+            (
+                "accuracy with TTA",
+                "not computed" if accuracy_with_tta is None else round(accuracy_with_tta, 4),
+            ),
+            ("classes", len(vocab)),
+        ]
+    )
+    embedded = json.dumps(
+        {"labels": list(confusion.index), "counts": confusion.to_numpy().tolist()}
+    ).replace("</", "<\\/")
+    confusion_html = (
+        image_tag(confusion_png(confusion), alt="confusion matrix")
+        + table(confusion, index=True)
+        + f'<script type="application/json" id="confusion-matrix">{embedded}</script>'
+    )
+    body = (
+        "<h1>splitsafe training report</h1>"
+        f'<p class="muted">{escape(hardware_note)}</p>'
+        + section("audit", "Audit gate", _audit_section(gate, allowed, report_dir))
+        + section("settings", "Settings", key_value_table(sorted(settings.items())))
+        + section("results", "Results", results)
+        + section("curves", "Learning curves", curves + history_table)
+        + section("confusion", "Confusion matrix", confusion_html)
+        + section("per-class", "Precision, recall and F1 per class", table(metrics))
+        + section(
+            "most-confused",
+            "Most-confused pairs",
+            table(pairs) if len(pairs) else "<p>No confusions.</p>",
+        )
+        + section("top-losses", f"Top {len(top)} losses", _gallery(top, overlays))
+    )
+    return page("splitsafe training report", body)
+
+
+def write_training_report(
+    learn,
+    *,
+    settings: dict,
+    gate: dict | None,
+    allowed: bool,
+    hardware_note: str,
+    history: pd.DataFrame,
+    report_dir: Path,
+    tta: bool = True,
+    top_losses: int = 12,
+) -> Path:
+    """Predict once, write ``predictions.csv``, ``confusion.csv`` and ``training.html`` into
+    ``report_dir``; return the report's path."""
+    report_dir = Path(report_dir)
+    report_dir.mkdir(parents=True, exist_ok=True)
+    vocab = [str(label) for label in learn.dls.vocab]
+    predictions = predict(learn)
+    predictions.to_csv(report_dir / PREDICTIONS_NAME, index=False)
+    confusion_table(predictions, vocab).to_csv(report_dir / CONFUSION_NAME)
+    accuracy_with_tta = tta_accuracy(learn) if tta else None
+    top = predictions.sort_values("loss", ascending=False, kind="stable").head(top_losses)
+    overlays = gradcam_overlays(
+        learn, list(top["path"]), [vocab.index(label) for label in top["predicted"]]
+    )
+    html = render_training_html(
+        settings=settings,
+        gate=gate,
+        allowed=allowed,
+        hardware_note=hardware_note,
+        history=history,
+        predictions=predictions,
+        vocab=vocab,
+        accuracy_with_tta=accuracy_with_tta,
+        overlays=overlays,
+        top_losses=top_losses,
+        report_dir=report_dir,
+    )
+    path = report_dir / REPORT_NAME
+    path.write_text(html, encoding="utf-8")
+    return path
