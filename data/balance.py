@@ -6,8 +6,10 @@ wrong, and both are measured on counts that include the augmented copies (what t
 - balance: per split, the largest class over the smallest (:func:`find_class_imbalance`);
 - origin mix: one class mostly sketches while the others are mostly movie frames lets a model
   learn "sketch -> that class". :func:`find_origin_mix_outliers` compares each class's share of
-  each origin with the pooled mix of the other classes by total-variation distance,
-  ``0.5 * sum(|p - q|)`` in [0, 1] (0 = same mix, 1 = no origin in common).
+  each origin with the mix of the other classes by total-variation distance,
+  ``0.5 * sum(|p - q|)`` in [0, 1] (0 = same mix, 1 = no origin in common). The other classes'
+  mix is the mean of their shares, each class weighted equally: pooling their counts would let
+  one heavily upsampled class dominate the reference of every other class and flag them all.
 """
 
 from __future__ import annotations
@@ -92,7 +94,7 @@ def find_class_imbalance(manifest: pd.DataFrame, *, max_ratio: float) -> pd.Data
 
 
 def find_origin_mix_outliers(manifest: pd.DataFrame, *, max_distance: float) -> pd.DataFrame:
-    """Each class's origin mix against the pooled mix of the other classes.
+    """Each class's origin mix against the mean mix of the other classes.
 
     Parameters
     ----------
@@ -108,21 +110,22 @@ def find_origin_mix_outliers(manifest: pd.DataFrame, *, max_distance: float) -> 
     pandas.DataFrame
         One row per class, largest distance first, columns ``label`` (str), ``images`` (int),
         ``share_<origin>`` (float in [0, 1], one column per origin, sorted by name),
-        ``main_difference`` (str, the origin whose share differs most, e.g.
+        ``main_difference`` (str, the origin this class has most in excess, e.g.
         "internet 0.62 vs 0.08"), ``distance`` (float in [0, 1]), ``is_outlier`` (bool).
     """
     if not 0 <= max_distance <= 1:
         raise ValueError(f"max_distance={max_distance!r}; expected a value in [0, 1]")
     origins = manifest["origin"].replace("", UNKNOWN_ORIGIN)
     counts = pd.crosstab(manifest["label"], origins).sort_index(axis=1)
+    shares = counts.div(counts.sum(axis=1), axis=0)
     rows = []
     for label in counts.index:
         own = counts.loc[label].to_numpy(dtype=float)
-        rest = counts.drop(index=label).sum().to_numpy(dtype=float)
-        own_share = own / own.sum()
-        rest_share = rest / rest.sum() if rest.sum() else own_share
+        own_share = shares.loc[label].to_numpy()
+        others = shares.drop(index=label)
+        rest_share = others.mean().to_numpy() if len(others) else own_share
         difference = own_share - rest_share
-        main = int(np.argmax(np.abs(difference)))
+        main = int(np.argmax(difference))  # the origin this class has most in excess
         row = {"label": label, "images": int(own.sum())}
         row.update({f"share_{o}": float(s) for o, s in zip(counts.columns, own_share, strict=True)})
         distance = float(0.5 * np.abs(difference).sum())

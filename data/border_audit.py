@@ -33,6 +33,15 @@ def median_color(colors) -> str:
     return f"#{red:02x}{green:02x}{blue:02x}"
 
 
+def _typical_strip(features: pd.DataFrame, side: str, mask: np.ndarray) -> tuple[int, int, str]:
+    """Median width, offset and colour of the ``side`` strips of the rows in ``mask``."""
+    if not mask.any():
+        return 0, 0, ""
+    width = int(np.median(features[f"border_{side}_width"].to_numpy()[mask]))
+    offset = int(np.median(features[f"border_{side}_offset"].to_numpy()[mask]))
+    return width, offset, median_color(features[f"border_{side}_color"].to_numpy()[mask])
+
+
 def compare_border_shares(
     features: pd.DataFrame, *, alpha: float, min_share_difference: float
 ) -> pd.DataFrame:
@@ -56,8 +65,10 @@ def compare_border_shares(
         One row per class and side, flagged rows first then largest difference, columns:
         ``label``, ``side`` (str), ``images``, ``with_border`` (int), ``share``, ``share_rest``,
         ``difference`` (float, share - share_rest), ``p_value``, ``p_adjusted`` (float),
-        ``typical_width``, ``typical_offset`` (int, medians over this class's bordered images,
-        0 when none), ``typical_color`` (str), ``is_flagged`` (bool).
+        ``typical_width``, ``typical_offset`` (int, px, medians), ``typical_color`` (str,
+        channel-wise median) of the strip that tells the class apart: over this class's
+        bordered images when its share is higher, over the other classes' when lower (0, 0,
+        "" when none), ``is_flagged`` (bool).
     """
     from scipy.stats import fisher_exact
 
@@ -79,8 +90,11 @@ def compare_border_shares(
             if rest == 0:
                 continue
             _, p_value = fisher_exact([[inside, images - inside], [outside, rest - outside]])
-            mask = (usable["label"].to_numpy() == label) & has_border
             share, share_rest = inside / images, outside / rest
+            is_label = usable["label"].to_numpy() == label
+            # The strip that tells the class apart: its own, or the one the others have.
+            mask = (is_label if share >= share_rest else ~is_label) & has_border
+            width, offset, color = _typical_strip(usable, side, mask)
             p_adjusted = min(1.0, float(p_value) * tests)
             rows.append(
                 {
@@ -93,13 +107,9 @@ def compare_border_shares(
                     "difference": share - share_rest,
                     "p_value": float(p_value),
                     "p_adjusted": p_adjusted,
-                    "typical_width": int(np.median(widths[mask])) if inside else 0,
-                    "typical_offset": int(
-                        np.median(usable[f"border_{side}_offset"].to_numpy()[mask])
-                    )
-                    if inside
-                    else 0,
-                    "typical_color": median_color(usable[f"border_{side}_color"].to_numpy()[mask]),
+                    "typical_width": width,
+                    "typical_offset": offset,
+                    "typical_color": color,
                     "is_flagged": p_adjusted < alpha
                     and abs(share - share_rest) >= min_share_difference,
                 }
@@ -124,7 +134,8 @@ def describe_border(row) -> str:
         )
     return (
         f"{row['label']}: only {row['share']:.0%} have a {row['side']} border vs "
-        f"{row['share_rest']:.0%} of other classes (p={row['p_adjusted']:.1e})"
+        f"{row['share_rest']:.0%} of other classes (theirs typically {row['typical_width']} px "
+        f"wide, {where}, colour {row['typical_color'] or '?'}; p={row['p_adjusted']:.1e})"
     )
 
 
