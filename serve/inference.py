@@ -27,6 +27,9 @@ DEFAULT_MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 DEFAULT_MAX_IMAGE_PIXELS = 40_000_000
 # The page shows three classes; the API lets a script ask for fewer or more.
 DEFAULT_TOP_K = 3
+# The overlay is drawn on the picture at the model's input size; a smaller model input (e.g.
+# 28-64 px) is enlarged to at least this for display, so the heat map reads on the page.
+OVERLAY_MIN_SIDE = 224
 
 
 class UploadError(Exception):
@@ -159,7 +162,8 @@ class Explained:
         The top classes, most probable first.
     overlay_png : bytes or None
         A PNG of the Grad-CAM heat map for the top class over the picture as the model saw it
-        (after its resize/crop), or None when not asked for.
+        (after its resize/crop; enlarged to a short side of at least ``OVERLAY_MIN_SIDE``), or
+        None when not asked for.
     """
 
     predictions: tuple[Prediction, ...]
@@ -183,7 +187,9 @@ class Predictor:
     Parameters
     ----------
     model_path : str or Path
-        A file written by ``learn.export()`` (e.g. ``models/export.pkl``). It is a pickle: load
+        A file written by ``learn.export()`` (e.g. ``models/export.pkl``), or a whole
+        ``torch.save``'d module (see ``interpret.model_loading.load_model``, which also gives
+        the class names and the validation-time resize and normalisation). It is a pickle: load
         only files you made or trust.
 
     Attributes
@@ -194,7 +200,7 @@ class Predictor:
     """
 
     def __init__(self, model_path: str | Path):
-        load_model = _fallback_load_model
+        from interpret.model_loading import load_model
 
         self.model_path = Path(model_path)
         if not self.model_path.is_file():
@@ -224,76 +230,48 @@ class Predictor:
         """
         import torch
 
-        gradcam, overlay_png = _fallback_gradcam, _fallback_overlay_png
+        from interpret.gradcam import gradcam_with_scores
+        from interpret.pictures import overlay as blend_heatmap
 
         count = max(1, min(int(top_k), len(self.classes)))
-        batch = self.preprocess(image)
-        if batch.ndim == 3:
-            batch = batch[None]
+        seen = self.preprocess.resize(image)  # the picture at the model's size, as it sees it
+        batch = self.preprocess.to_tensor(seen)[None]
         with self._lock:
-            with torch.no_grad():
-                logits = self.model.eval()(batch)
-            probabilities = torch.softmax(logits.float(), dim=1)[0]
-            values, indices = probabilities.topk(count)
-            predictions = tuple(
-                Prediction(self.classes[int(index)], round(float(value), 6))
-                for value, index in zip(values, indices, strict=True)
-            )
-            png = None
             if overlay:
-                heatmap = gradcam(self.model, batch, targets=[int(indices[0])])
-                png = overlay_png(batch[0], heatmap[0])
+                result = gradcam_with_scores(self.model, batch)  # explains the top class
+                probabilities = torch.from_numpy(result.probabilities[0])
+            else:
+                device = next(self.model.parameters()).device
+                with torch.no_grad():
+                    logits = self.model.eval()(batch.to(device))
+                probabilities = torch.softmax(logits.float(), dim=1)[0].cpu()
+        values, indices = probabilities.topk(count)
+        predictions = tuple(
+            Prediction(self.classes[int(index)], round(float(value), 6))
+            for value, index in zip(values, indices, strict=True)
+        )
+        png = None
+        if overlay:
+            display = enlarge_for_display(seen, min_side=OVERLAY_MIN_SIDE)
+            png = encode_png(blend_heatmap(display, result.maps[0]))
         return Explained(predictions=predictions, overlay_png=png)
 
 
-# --- TEMPORARY: stand-ins until interpret/model_loading.py, gradcam.py, pictures.py land ------
-def _fallback_load_model(path):
-    from fastai.learner import load_learner
-
-    learner = load_learner(path, cpu=True)
-
-    def preprocess(image):
-        return (
-            learner.dls.test_dl([image], num_workers=0)
-            .one_batch()[0]
-            .as_subclass(__import__("torch").Tensor)
-        )
-
-    return learner.model.eval(), list(learner.dls.vocab), preprocess
-
-
-def _fallback_gradcam(model, images, targets=None, layer=None):
-    import torch
-    import torch.nn.functional as functional
-
-    layer = layer or model[0]
-    store = {}
-    handle = layer.register_forward_hook(lambda module, inputs, output: store.update(a=output))
-    try:
-        with torch.enable_grad():
-            images = images.clone().requires_grad_(True)
-            logits = model(images)
-            targets = targets if targets is not None else logits.argmax(1).tolist()
-            score = logits[torch.arange(len(targets)), torch.as_tensor(targets)].sum()
-            gradients = torch.autograd.grad(score, store["a"])[0]
-    finally:
-        handle.remove()
-    weights = gradients.mean((2, 3), keepdim=True)
-    cam = functional.relu((weights * store["a"]).sum(1, keepdim=True))
-    cam = functional.interpolate(cam, size=images.shape[-2:], mode="bilinear")[:, 0]
-    cam = cam - cam.amin((1, 2), keepdim=True)
-    cam = cam / cam.amax((1, 2), keepdim=True).clamp_min(1e-8)
-    return cam.detach().numpy()
-
-
-def _fallback_overlay_png(image_tensor, heatmap):
-    import numpy as np
+def enlarge_for_display(image, *, min_side: int):
+    """Enlarge a small picture by a whole factor (sharp pixels) to a short side ≥ min_side."""
     from PIL import Image
 
-    picture = (image_tensor.detach().permute(1, 2, 0).numpy().clip(0, 1) * 255).astype(np.uint8)
-    heat = np.stack([heatmap, 1 - abs(heatmap - 0.5) * 2, 1 - heatmap], -1) * 255
-    blended = (0.5 * picture + 0.5 * heat).astype(np.uint8)
-    image = Image.fromarray(blended).resize((256, 256), Image.Resampling.BILINEAR)
+    factor = -(-min_side // max(1, min(image.size)))  # ceiling division
+    if factor <= 1:
+        return image
+    size = (image.width * factor, image.height * factor)
+    return image.resize(size, Image.Resampling.NEAREST)
+
+
+def encode_png(pixels) -> bytes:
+    """uint8 RGB array (H, W, 3) -> PNG bytes."""
+    from PIL import Image
+
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
+    Image.fromarray(pixels).save(buffer, format="PNG")
     return buffer.getvalue()
