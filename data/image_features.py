@@ -1,0 +1,492 @@
+"""Per-image features: one decode per image, in parallel, cached on disk.
+
+:func:`features` adds the columns of ARCHITECTURE.md ("Features") to a manifest. Each file is
+read once (its SHA-256), decoded once (data/decode.py: JPEG draft, EXIF orientation, RGB) and
+every feature is computed from that one decoded image: hashes and descriptor
+(data/hashing.py), simple statistics, the border profile (data/borders.py) and a digest of the
+decoded pixels.
+
+``pixel_digest``: SHA-256 of the original size, the decode scale and the decoded RGB pixels.
+For PNG, BMP, TIFF, WebP-lossless... (decode scale 1) equal digests mean equal pixels, however
+the files are encoded. A JPEG wider than 256 px on its short side is digested at its draft
+scale: two JPEG files have equal digests when their reduced decodes are equal (the same JPEG
+data re-wrapped, with other metadata or lossless re-optimisation such as ``jpegtran``); a PNG
+of a large JPEG's full decode does not match the JPEG (different scale). Near-duplicate search
+finds those by descriptor instead.
+
+Errors: a file that cannot be analysed is a row whose ``error`` says why; its other feature
+columns are 0 / "" (``file_size`` is kept when the file could be stat'ed). No exception from
+one file escapes, and a per-file time limit bounds any decoder that would hang.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from data.borders import border_columns, empty_profile, profile_borders
+from data.cache import open_cache, path_key
+from data.decode import (
+    MIN_DECODE_SIDE,
+    DecodedImage,
+    DecodeError,
+    decode_file,
+    os_error_reason,
+)
+from data.hashing import DESCRIPTOR_DTYPE, DESCRIPTOR_SIDE, image_hashes
+
+# Bump when any feature's computation changes: cached rows of other versions are not reused.
+FEATURE_VERSION = f"1-side{MIN_DECODE_SIDE}-descriptor{DESCRIPTOR_SIDE}"
+SHARPNESS_SIDE = 128  # short side (px) of the gray image the Laplacian variance is measured on
+GRAYSCALE_TOLERANCE = 8  # channel spread (0-255) that JPEG chroma noise can give a gray image
+GRAYSCALE_MAX_SHARE = 0.01  # share of pixels allowed above the tolerance (a coloured speck)
+IN_PROCESS_LIMIT = 64  # fewer files to compute than this: no process pool (start-up costs more)
+FILE_TIME_LIMIT = 60.0  # seconds per file; a decoder stuck longer gives an error row
+COMMIT_EVERY_ROWS = 256  # cache commit batch
+COMMIT_EVERY_SECONDS = 2.0
+
+_DESCRIPTOR_LENGTH = DESCRIPTOR_SIDE * DESCRIPTOR_SIDE
+_EMPTY_DESCRIPTOR = np.zeros(_DESCRIPTOR_LENGTH, dtype=DESCRIPTOR_DTYPE)
+
+# Column -> value of a file that could not be analysed. The order is the output order.
+FEATURE_DEFAULTS: dict[str, object] = {
+    "file_size": 0,
+    "format": "",
+    "width": 0,
+    "height": 0,
+    "mode": "",
+    "frames": 0,
+    "sha256": "",
+    "pixel_digest": "",
+    "decode_scale": 0,
+    "phash": 0,
+    "dhash": 0,
+    "phash_inverted": 0,
+    "descriptor": _EMPTY_DESCRIPTOR,
+    "brightness": 0.0,
+    "contrast": 0.0,
+    "is_grayscale": False,
+    "sharpness": 0.0,
+    "entropy": 0.0,
+    **empty_profile(),
+    "error": "",
+}
+FEATURE_COLUMNS = tuple(FEATURE_DEFAULTS)
+_INTEGER_COLUMNS = ("file_size", "width", "height", "frames", "decode_scale")
+_INTEGER_COLUMNS += tuple(c for c in border_columns() if not c.endswith("_color"))
+_HASH_COLUMNS = ("phash", "dhash", "phash_inverted")
+_FLOAT_COLUMNS = ("brightness", "contrast", "sharpness", "entropy")
+
+
+# --- the pure part: one decoded image -> feature values -------------------------------------
+
+
+def image_statistics(
+    gray: np.ndarray, rgb: np.ndarray, *, histogram=None, sharpness_gray: np.ndarray | None = None
+) -> dict:
+    """Brightness, contrast, entropy, sharpness and grayscale flag of one image.
+
+    Parameters
+    ----------
+    gray : numpy.ndarray, shape (height, width), uint8
+    rgb : numpy.ndarray, shape (height, width, 3), uint8
+        The same image in colour.
+    histogram : sequence of 256 counts, optional
+        The gray histogram if already known (PIL's ``Image.histogram()``, faster than numpy).
+    sharpness_gray : numpy.ndarray, optional
+        ``gray`` already resized to a ``SHARPNESS_SIDE`` px short side.
+
+    Returns
+    -------
+    dict
+        ``brightness`` (mean gray, 0-255), ``contrast`` (std of gray, 0-255), ``entropy``
+        (bits, 0-8, of the 256-bin gray histogram), ``sharpness`` (variance of the 4-neighbour
+        Laplacian of gray resized to a ``SHARPNESS_SIDE`` px short side, so images of any size
+        compare), ``is_grayscale`` (at most ``GRAYSCALE_MAX_SHARE`` of pixels with a channel
+        spread above ``GRAYSCALE_TOLERANCE``; measured on every other pixel).
+    """
+    if sharpness_gray is None:
+        sharpness_gray = np.asarray(resize_short_side(Image.fromarray(gray)))
+    histogram = np.bincount(gray.reshape(-1), minlength=256) if histogram is None else histogram
+    histogram = np.asarray(histogram, dtype=np.float64)
+    total = histogram.sum()
+    levels = np.arange(256, dtype=np.float64)
+    mean = float(histogram @ levels / total)
+    variance = float(histogram @ (levels - mean) ** 2 / total)
+    probabilities = histogram[histogram > 0] / total
+    entropy = float(-(probabilities * np.log2(probabilities)).sum())
+    sample = rgb[::2, ::2]
+    red, green, blue = sample[..., 0], sample[..., 1], sample[..., 2]
+    spread = np.maximum(np.maximum(red, green), blue) - np.minimum(np.minimum(red, green), blue)
+    colourful = np.count_nonzero(spread > GRAYSCALE_TOLERANCE)
+    return {
+        "brightness": mean,
+        "contrast": math.sqrt(max(variance, 0.0)),
+        "is_grayscale": bool(colourful <= GRAYSCALE_MAX_SHARE * spread.size),
+        "sharpness": laplacian_variance(sharpness_gray),
+        "entropy": entropy,
+    }
+
+
+def resize_short_side(gray_image: Image.Image, side: int = SHARPNESS_SIDE) -> Image.Image:
+    """``gray_image`` resized (bilinear, antialiased) so that its short side is ``side`` px."""
+    width, height = gray_image.size
+    if min(width, height) == side:
+        return gray_image
+    factor = side / min(width, height)
+    size = (max(side, round(width * factor)), max(side, round(height * factor)))
+    size = (max(3, size[0]), max(3, size[1]))
+    return gray_image.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
+
+
+def laplacian_variance(gray: np.ndarray) -> float:
+    """Variance of the 4-neighbour Laplacian of a gray array (float, 0 for tiny arrays).
+
+    Call it on the gray image at a fixed short side (:func:`resize_short_side`): the variance
+    depends on scale, so only values at one scale compare.
+    """
+    values = gray.astype(np.float32)
+    laplacian = (
+        values[1:-1, :-2] + values[1:-1, 2:] + values[:-2, 1:-1] + values[2:, 1:-1]
+    ) - 4.0 * values[1:-1, 1:-1]
+    return float(laplacian.var()) if laplacian.size else 0.0
+
+
+def analyse_decoded(decoded: DecodedImage) -> dict:
+    """All feature values of one decoded image (every column but ``error``)."""
+    image = decoded.image
+    rgb = np.asarray(image)
+    gray_image = image.convert("L")
+    gray = np.asarray(gray_image)
+    digest = hashlib.sha256(f"{decoded.width}x{decoded.height}/{decoded.decode_scale}:".encode())
+    digest.update(np.ascontiguousarray(rgb))
+    values = {
+        "file_size": decoded.file_size,
+        "format": decoded.format,
+        "width": decoded.width,
+        "height": decoded.height,
+        "mode": decoded.mode,
+        "frames": decoded.frames,
+        "sha256": decoded.sha256,
+        "pixel_digest": digest.hexdigest(),
+        "decode_scale": decoded.decode_scale,
+    }
+    # One gray image at a 128 px short side serves the Laplacian and the hashes (which shrink
+    # to 32x32, 9x8 and 16x16 anyway): cheaper than hashing the decode-scale image.
+    small_gray = resize_short_side(gray_image) if min(gray_image.size) > SHARPNESS_SIDE else None
+    values.update(image_hashes(small_gray or gray_image))
+    sharpness_gray = np.asarray(small_gray or resize_short_side(gray_image))
+    values.update(
+        image_statistics(gray, rgb, histogram=gray_image.histogram(), sharpness_gray=sharpness_gray)
+    )
+    values.update(profile_borders(rgb, scale=decoded.decode_scale))
+    values["error"] = ""
+    return values
+
+
+# --- one file, never raising ----------------------------------------------------------------
+
+
+class _TimeLimit(Exception):
+    pass
+
+
+def _raise_time_limit(signum, frame):
+    raise _TimeLimit
+
+
+def error_values(reason: str, *, file_size: int = 0, transient: bool = False) -> dict:
+    """The row of a file that could not be analysed (``_transient`` rows are not cached)."""
+    values = dict(FEATURE_DEFAULTS)
+    values.update(file_size=file_size, error=reason, _transient=transient)
+    return values
+
+
+def analyse_file(path: str | bytes, *, file_size: int = 0, time_limit: float = 0.0) -> dict:
+    """Decode ``path`` and compute its features; any failure is an error row, never an exception.
+
+    ``time_limit`` > 0 arms a SIGALRM timer (main thread only) around the work.
+    """
+    armed = time_limit > 0 and threading.current_thread() is threading.main_thread()
+    if armed:
+        signal.setitimer(signal.ITIMER_REAL, time_limit)
+    try:
+        return analyse_decoded(decode_file(path))
+    except DecodeError as error:
+        return error_values(error.reason, file_size=file_size, transient=error.transient)
+    except _TimeLimit:
+        return error_values(
+            f"decode timed out after {time_limit:g} s", file_size=file_size, transient=True
+        )
+    except MemoryError:
+        return error_values("out of memory while decoding", file_size=file_size, transient=True)
+    except Exception as error:  # one bad file must not stop the run  # noqa: BLE001
+        return error_values(
+            f"decode failed: {type(error).__name__}: {error}", file_size=file_size, transient=False
+        )
+    finally:
+        if armed:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+
+
+def _analyse_chunk(
+    jobs: list[tuple[int, str | bytes, int]], time_limit: float
+) -> list[tuple[int, dict]]:
+    """Worker entry point: analyse ``(position, path, size)`` jobs in order."""
+    previous = None
+    if time_limit > 0 and threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGALRM, _raise_time_limit)
+    try:
+        return [
+            (
+                position,
+                analyse_file(
+                    path, file_size=size, time_limit=time_limit if previous is not None else 0.0
+                ),
+            )
+            for position, path, size in jobs
+        ]
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGALRM, previous)
+
+
+# --- the table: manifest in, features out ---------------------------------------------------
+
+
+def _encode_for_cache(values: dict) -> dict:
+    encoded = dict(values)
+    encoded["descriptor"] = np.asarray(values["descriptor"], dtype=DESCRIPTOR_DTYPE).tobytes()
+    encoded["is_grayscale"] = int(bool(values["is_grayscale"]))
+    return encoded
+
+
+def _decode_from_cache(values: dict) -> dict:
+    decoded = dict(values)
+    decoded["descriptor"] = np.frombuffer(values["descriptor"], dtype=DESCRIPTOR_DTYPE).copy()
+    decoded["is_grayscale"] = bool(values["is_grayscale"])
+    return decoded
+
+
+def features(
+    manifest: pd.DataFrame,
+    root: str | os.PathLike,
+    *,
+    cache_dir: str | os.PathLike | None = None,
+    workers: int | None = None,
+    progress: bool = True,
+    use_cache: bool = True,
+    time_limit: float = FILE_TIME_LIMIT,
+) -> pd.DataFrame:
+    """Add per-image features to a manifest.
+
+    Parameters
+    ----------
+    manifest : pandas.DataFrame
+        From :func:`data.scan`: needs ``path`` (relative to ``root``) and, optionally, ``error``
+        (rows already in error are not decoded).
+    root : path
+        The dataset root the paths are relative to.
+    cache_dir : path, optional
+        Folder of the SQLite cache; default ``$SPLITSAFE_CACHE`` or ``~/.cache/splitsafe``.
+    workers : int, optional
+        Processes; default ``os.cpu_count()``. 1, or fewer than ``IN_PROCESS_LIMIT`` files to
+        compute, runs in this process.
+    progress : bool
+        Show a tqdm progress bar on stderr.
+    use_cache : bool
+        False: neither read nor write the cache.
+    time_limit : float
+        Seconds per file before it becomes an error row (0: no limit).
+
+    Returns
+    -------
+    pandas.DataFrame
+        A copy of ``manifest`` (same index and columns) plus the columns of
+        :data:`FEATURE_COLUMNS` (types in ARCHITECTURE.md). ``attrs["feature_counts"]``:
+        ``{"cached", "computed", "errors", "total"}`` for this call.
+    """
+    if "path" not in manifest.columns:
+        raise ValueError(
+            f"manifest has columns {list(manifest.columns)}; expected a 'path' column (data.scan)"
+        )
+    workers = int(workers or os.cpu_count() or 1)
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    root_text = os.fsdecode(os.fspath(root))
+    relative_paths = manifest["path"].astype(str).tolist()
+    prior_errors = (
+        manifest["error"].fillna("").astype(str).tolist()
+        if "error" in manifest.columns
+        else [""] * len(manifest)
+    )
+    rows: list[dict | None] = [None] * len(manifest)
+    keys: list[tuple[bytes, int, int] | None] = [None] * len(manifest)
+    absolute: list[str] = [""] * len(manifest)
+    for position, (relative, prior) in enumerate(zip(relative_paths, prior_errors, strict=True)):
+        absolute[position] = os.path.abspath(os.path.join(root_text, relative))
+        if prior:
+            rows[position] = error_values(prior, transient=True)
+            continue
+        try:
+            info = os.stat(absolute[position])
+        except OSError as error:
+            rows[position] = error_values(os_error_reason(error), transient=True)
+            continue
+        keys[position] = (path_key(absolute[position]), info.st_size, info.st_mtime_ns)
+
+    cache = (
+        open_cache(cache_dir, version=FEATURE_VERSION, columns=FEATURE_COLUMNS)
+        if use_cache
+        else None
+    )
+    counts = {"cached": 0, "computed": 0, "errors": 0, "total": len(manifest)}
+    try:
+        if cache is not None:
+            found = cache.lookup(key for key in keys if key is not None)
+            for position, key in enumerate(keys):
+                if key is not None and key[0] in found:
+                    rows[position] = _decode_from_cache(found[key[0]])
+                    counts["cached"] += 1
+        pending = [
+            (position, absolute[position], keys[position][1])
+            for position in range(len(rows))
+            if rows[position] is None
+        ]
+        for position, values in _compute(
+            pending,
+            workers=workers,
+            progress=progress,
+            time_limit=time_limit,
+            cache=cache,
+            keys=keys,
+        ):
+            rows[position] = values
+            counts["computed"] += 1
+    finally:
+        if cache is not None:
+            cache.close()
+    table = _assemble(manifest, rows)
+    counts["errors"] = int((table["error"] != "").sum())
+    table.attrs = dict(manifest.attrs)
+    table.attrs["feature_counts"] = counts
+    return table
+
+
+def _compute(pending, *, workers, progress, time_limit, cache, keys):
+    """Yield ``(position, values)`` of pending jobs; store finished rows in the cache in batches."""
+    if not pending:
+        return
+    from tqdm.auto import tqdm
+
+    bar = tqdm(
+        total=len(pending), disable=not progress, file=sys.stderr, unit="img", desc="features"
+    )
+    batch: list = []
+    last_commit = time.monotonic()
+
+    def flush():
+        nonlocal batch, last_commit
+        if cache is not None and batch:
+            cache.store(batch)
+        batch, last_commit = [], time.monotonic()
+
+    try:
+        for results in _run_chunks(pending, workers=workers, time_limit=time_limit):
+            for position, values in results:
+                transient = values.pop("_transient", False)
+                if cache is not None and not transient:
+                    batch.append((keys[position], _encode_for_cache(values)))
+                yield position, values
+            bar.update(len(results))
+            if (
+                len(batch) >= COMMIT_EVERY_ROWS
+                or time.monotonic() - last_commit > COMMIT_EVERY_SECONDS
+            ):
+                flush()
+    finally:
+        flush()  # Ctrl-C included: what finished is kept
+        bar.close()
+
+
+def _run_chunks(pending, *, workers: int, time_limit: float):
+    """Yield lists of ``(position, values)``; in this process or in a process pool."""
+    if workers == 1 or len(pending) < IN_PROCESS_LIMIT:
+        step = 16
+        for start in range(0, len(pending), step):
+            yield _analyse_chunk(pending[start : start + step], time_limit)
+        return
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
+
+    chunk = max(4, min(64, len(pending) // (workers * 8) or 1))
+    chunks = [pending[start : start + chunk] for start in range(0, len(pending), chunk)]
+    context = multiprocessing.get_context("forkserver")
+    executor = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+    try:
+        # Bounded submission keeps memory flat and lets Ctrl-C stop quickly.
+        waiting = {}
+        next_chunk = 0
+        while next_chunk < len(chunks) or waiting:
+            while next_chunk < len(chunks) and len(waiting) < workers * 3:
+                future = executor.submit(_analyse_chunk, chunks[next_chunk], time_limit)
+                waiting[future] = chunks[next_chunk]
+                next_chunk += 1
+            done, _ = wait(waiting, return_when=FIRST_COMPLETED)
+            for future in done:
+                jobs = waiting.pop(future)
+                try:
+                    results = future.result()
+                except BrokenProcessPool:
+                    waiting[future] = jobs
+                    raise
+                except Exception as error:  # noqa: BLE001 - a chunk failing outside analyse_file
+                    reason = f"worker failed: {type(error).__name__}: {error}"
+                    results = [
+                        (position, error_values(reason, transient=True)) for position, _, _ in jobs
+                    ]
+                yield results
+    except BrokenProcessPool:
+        # A worker died (killed, or a crash inside a decoder). Rerunning its files here could
+        # crash this process too: they become error rows, not cached, so a rerun retries them.
+        reason = "worker process died while decoding (a decoder crash or a killed process)"
+        remaining = [job for jobs in list(waiting.values()) + chunks[next_chunk:] for job in jobs]
+        yield [(position, error_values(reason, transient=True)) for position, _, _ in remaining]
+    finally:
+        executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _assemble(manifest: pd.DataFrame, rows: Sequence[dict]) -> pd.DataFrame:
+    table = manifest.copy()
+    columns = {}
+    for name in FEATURE_COLUMNS:
+        values = [row[name] for row in rows]
+        if name == "descriptor":
+            series = pd.Series(values, index=manifest.index, dtype=object)
+        elif name in _HASH_COLUMNS or name in _INTEGER_COLUMNS:
+            series = pd.Series(np.asarray(values, dtype=np.int64), index=manifest.index)
+        elif name in _FLOAT_COLUMNS:
+            series = pd.Series(np.asarray(values, dtype=np.float64), index=manifest.index)
+        elif name == "is_grayscale":
+            series = pd.Series(np.asarray(values, dtype=bool), index=manifest.index)
+        else:
+            series = pd.Series(values, index=manifest.index, dtype=object).astype(str)
+        columns[name] = series
+    for name, series in columns.items():
+        if name == "error" and "error" in table.columns:
+            prior = table["error"].fillna("").astype(str)
+            table["error"] = prior.where(prior != "", series)
+        else:
+            table[name] = series
+    return table
