@@ -324,9 +324,9 @@ def features(
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
     root_text = os.fsdecode(os.fspath(root))
-    relative_paths = manifest["path"].astype(str).tolist()
+    relative_paths = [str(path) for path in manifest["path"].tolist()]
     prior_errors = (
-        manifest["error"].fillna("").astype(str).tolist()
+        ["" if pd.isna(error) else str(error) for error in manifest["error"].tolist()]
         if "error" in manifest.columns
         else [""] * len(manifest)
     )
@@ -485,8 +485,9 @@ def _assemble(manifest: pd.DataFrame, rows: Sequence[dict]) -> pd.DataFrame:
         columns[name] = series
     for name, series in columns.items():
         if name == "error" and "error" in table.columns:
-            prior = table["error"].fillna("").astype(str)
-            table["error"] = prior.where(prior != "", series)
+            prior = ["" if pd.isna(error) else str(error) for error in table["error"].tolist()]
+            merged = [old or new for old, new in zip(prior, series.tolist(), strict=True)]
+            table["error"] = pd.Series(merged, index=table.index, dtype=str)
         else:
             table[name] = series
     return table

@@ -17,15 +17,32 @@ import errno
 import os
 from pathlib import Path, PurePosixPath
 
+import numpy as np
 import pandas as pd
 
 from data.lineage import LINEAGE_NAME, read_lineage
 from data.settings import DATASET_CONFIG_NAME, AuditConfig
 
 IMAGE_EXTENSIONS = frozenset(
-    {".jpg", ".jpeg", ".jfif", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm"}
+    {
+        ".jpg",
+        ".jpeg",
+        ".jfif",
+        ".png",
+        ".gif",
+        ".bmp",
+        ".tif",
+        ".tiff",
+        ".webp",
+        ".ppm",
+        ".pgm",
+        ".pbm",
+    }
 )
 MANIFEST_COLUMNS = ("path", "split", "label", "group", "parent", "origin", "error")
+# Text columns use Python string storage: file names that are not valid UTF-8 arrive as str with
+# surrogate escapes (os.fsdecode), which pandas' default pyarrow storage rejects.
+TEXT_DTYPE = pd.StringDtype("python", na_value=np.nan)
 # Files splitsafe itself keeps in a dataset root: neither images nor "skipped".
 _OWN_FILES = frozenset({LINEAGE_NAME, DATASET_CONFIG_NAME})
 
@@ -105,7 +122,9 @@ def _walk_files(root: Path):
                 entry.stat(follow_symlinks=True)
                 yield relative, ""
             except OSError as error:
-                reason = "symlink loop" if error.errno == errno.ELOOP else (error.strerror or str(error))
+                reason = (
+                    "symlink loop" if error.errno == errno.ELOOP else (error.strerror or str(error))
+                )
                 yield relative, reason
 
 
@@ -120,7 +139,12 @@ def _scan_folder(root: Path, aliases: dict[str, str]):
         if len(parts) == 1 and parts[0] in _OWN_FILES:
             continue
         if not is_image_path(relative):
-            skipped.append({"path": relative, "reason": error or f"not an image ({Path(relative).suffix or 'no extension'})"})
+            skipped.append(
+                {
+                    "path": relative,
+                    "reason": error or f"not an image ({Path(relative).suffix or 'no extension'})",
+                }
+            )
             continue
         if has_splits:
             if len(parts) < 3 or parts[0].lower() not in aliases:
@@ -134,7 +158,11 @@ def _scan_folder(root: Path, aliases: dict[str, str]):
             split, label = "", parts[0]
         rows.append({"path": relative, "split": split, "label": label, "error": error})
     layout = "split-folders" if has_splits else "label-folders"
-    return _with_columns(pd.DataFrame(rows, columns=["path", "split", "label", "error"])), skipped, layout
+    columns = {
+        c: pd.Series([r[c] for r in rows], dtype=TEXT_DTYPE)
+        for c in ("path", "split", "label", "error")
+    }
+    return _with_columns(pd.DataFrame(columns)), skipped, layout
 
 
 def _scan_csv(csv_path: Path, aliases: dict[str, str]) -> pd.DataFrame:
@@ -159,9 +187,7 @@ def _scan_csv(csv_path: Path, aliases: dict[str, str]) -> pd.DataFrame:
     table["split"] = splits.map(lambda s: aliases.get(s, ""))
     table["path"] = table["path"].map(lambda p: PurePosixPath(Path(p).as_posix()).as_posix())
     root = csv_path.parent
-    table["error"] = [
-        "" if (root / p).exists() else "file not found" for p in table["path"]
-    ]
+    table["error"] = ["" if (root / p).exists() else "file not found" for p in table["path"]]
     return table
 
 
@@ -169,11 +195,11 @@ def _with_columns(table: pd.DataFrame) -> pd.DataFrame:
     for column in MANIFEST_COLUMNS:
         if column not in table.columns:
             table[column] = ""
-    return table.loc[:, list(MANIFEST_COLUMNS)].astype(str)
+    return table.loc[:, list(MANIFEST_COLUMNS)].astype(TEXT_DTYPE)
 
 
 def _apply_lineage(manifest: pd.DataFrame, lineage: pd.DataFrame) -> pd.DataFrame:
-    """Fill empty group/parent/origin from the lineage record; copies inherit their parent's group."""
+    """Fill empty group/parent/origin from the lineage record; copies inherit the parent's group."""
     manifest = manifest.copy()
     if len(lineage):
         known = lineage.set_index("path")
@@ -181,7 +207,7 @@ def _apply_lineage(manifest: pd.DataFrame, lineage: pd.DataFrame) -> pd.DataFram
             from_lineage = manifest["path"].map(known[column]).fillna("")
             manifest[column] = manifest[column].where(manifest[column] != "", from_lineage)
     # An augmented copy belongs with its source: inherit the parent's group, else the parent itself.
-    group_of = dict(zip(manifest["path"], manifest["group"]))
+    group_of = dict(zip(manifest["path"], manifest["group"], strict=True))
     needs = (manifest["group"] == "") & (manifest["parent"] != "")
     manifest.loc[needs, "group"] = [group_of.get(p) or p for p in manifest.loc[needs, "parent"]]
     return manifest
