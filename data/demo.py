@@ -52,8 +52,11 @@ from data.upsample import OPERATIONS, augment, copy_path, operation_seed
 DATASET_NAME = "movies"
 PLANTED_NAME = "PLANTED.md"
 JPEG_QUALITY = 90  # high enough that a 2-px dark line survives compression at 160x96
+JPEG_SUBSAMPLING = (
+    0  # 4:4:4: no chroma blur, so the line stays one uniform colour (see data/borders.py)
+)
 BORDER_LINE_WIDTH = 2  # px, the planted line (trap a)
-BORDER_LINE_OFFSET = 3  # px from each edge to the line
+BORDER_LINE_OFFSET = 4  # px from each edge to the line (even: aligned with JPEG 2x2 blocks)
 BORDER_LINE_COLOR = (14, 12, 16)
 VALID_SHARE = 0.2  # the random, image-by-image split of trap (b)
 INTERNET_SHARE = 0.07  # internet images per frame: the original project's 7%
@@ -583,7 +586,9 @@ def generate_demo(
     for item in items:
         target = root / item["path"]
         target.parent.mkdir(parents=True, exist_ok=True)
-        item["image"].save(target, format="JPEG", quality=JPEG_QUALITY)
+        item["image"].save(
+            target, format="JPEG", quality=JPEG_QUALITY, subsampling=JPEG_SUBSAMPLING
+        )
         parent = by_key[item["parent_key"]]["path"] if item["parent_key"] else ""
         rows.append(
             {
