@@ -51,14 +51,21 @@ def prediction_table(paths, probabilities, targets, losses, vocab) -> pd.DataFra
             f"probabilities have shape {probabilities.shape}; expected "
             f"({len(targets)}, {len(vocab)}) = (images, classes)"
         )
+    losses = np.asarray(losses, dtype=np.float64)
+    paths = [str(p) for p in paths]
+    if len(paths) != len(targets) or losses.shape != (len(targets),):
+        raise ValueError(
+            f"{len(paths)} paths and {losses.shape} losses for {len(targets)} targets; "
+            "expected one path and one loss per image"
+        )
     predicted = probabilities.argmax(axis=1)
     table = pd.DataFrame(
         {
-            "path": [str(p) for p in paths],
+            "path": paths,
             "actual": [vocab[i] for i in targets],
             "predicted": [vocab[i] for i in predicted],
             "probability": probabilities[np.arange(len(targets)), predicted],
-            "loss": np.asarray(losses, dtype=np.float64),
+            "loss": losses,
             "correct": predicted == targets,
         }
     )
