@@ -77,9 +77,17 @@ def png_header_only(width: int, height: int) -> bytes:
     )
 
 
+def shared_tiny_learner(tmp_path_factory) -> Path:
+    """The tiny exported learner, trained once per test session and shared by the serve tests."""
+    folder = tmp_path_factory.getbasetemp() / "serve-model"
+    if not (folder / "export.pkl").is_file():
+        export_tiny_learner(folder)
+    return folder / "export.pkl"
+
+
 @pytest.fixture(scope="session")
 def model_path(tmp_path_factory) -> Path:
-    return export_tiny_learner(tmp_path_factory.mktemp("serve-model"))
+    return shared_tiny_learner(tmp_path_factory)
 
 
 @pytest.fixture(scope="session")

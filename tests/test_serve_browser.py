@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_serve import CLASS_COLOURS, colour_square, export_tiny_learner
+from test_serve import CLASS_COLOURS, colour_square, shared_tiny_learner
 
 CHROMIUM = os.environ.get("SPLITSAFE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -47,7 +47,7 @@ def server_url(tmp_path_factory):
 
     from serve.app import create_app
 
-    app = create_app(export_tiny_learner(tmp_path_factory.mktemp("browser-model")))
+    app = create_app(shared_tiny_learner(tmp_path_factory))
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", 0))
