@@ -234,7 +234,11 @@ def create_app(
             top_k, overlay = parse_options(request)
             name, data = await read_upload(request, max_upload_bytes=max_upload_bytes)
             image = await run_in_threadpool(
-                decode_image, data, max_pixels=max_image_pixels, name=name
+                decode_image,
+                data,
+                max_pixels=max_image_pixels,
+                name=name,
+                min_side=predictor.input_side,
             )
         except UploadError as error:
             LOGGER.info("refused upload: %s %s", error.code, error.message)

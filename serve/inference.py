@@ -52,7 +52,13 @@ class UploadError(Exception):
         self.message = message
 
 
-def decode_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS, name: str = "upload"):
+def decode_image(
+    data: bytes,
+    *,
+    max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
+    name: str = "upload",
+    min_side: int | None = None,
+):
     """Decode uploaded bytes into an RGB picture, refusing what is unsafe or not a picture.
 
     Parameters
@@ -65,6 +71,10 @@ def decode_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS, nam
         refused without allocating its pixels.
     name : str, keyword-only
         The uploaded file's name, used in messages.
+    min_side : int, optional, keyword-only
+        The model's input side. A JPEG is then decoded at the smallest of 1/1, 1/2, 1/4, 1/8
+        scale that keeps both sides at least this long (libjpeg's draft mode): a 24 MP photo for a
+        224 px model decodes in a fraction of the time and memory. None decodes at full size.
 
     Returns
     -------
@@ -110,6 +120,8 @@ def decode_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS, nam
         raise UploadError(400, "corrupt_image", f"{name!r} has no pixels ({width}×{height}).")
     try:
         image.seek(0)
+        if min_side is not None and image.format == "JPEG":
+            image.draft("RGB", (min_side, min_side))
         image.load()
         image = ImageOps.exif_transpose(image)
         if image.mode in ("RGBA", "LA", "PA") or (
@@ -211,6 +223,11 @@ class Predictor:
         self.model, classes, self.preprocess = load_model(self.model_path)
         self.classes = [str(name) for name in classes]
         self._lock = threading.Lock()
+
+    @property
+    def input_side(self) -> int:
+        """The longer side, px, of the picture the model takes (its validation resize)."""
+        return max(self.preprocess.size)
 
     def predict(self, image, *, top_k: int = DEFAULT_TOP_K, overlay: bool = True) -> Explained:
         """Classify one picture and, optionally, show where the model looked.

@@ -182,6 +182,16 @@ def test_decode_image_composes_transparency_on_white_and_reads_16_bit():
     assert decoded.getpixel((0, 0)) == (0, 0, 0) and decoded.getpixel((15, 15)) == (255, 255, 255)
 
 
+def test_decode_image_reads_a_large_jpeg_at_a_reduced_scale_for_a_small_model():
+    from serve.inference import decode_image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (1600, 1200), (10, 200, 30)).save(buffer, format="JPEG")
+    assert decode_image(buffer.getvalue()).size == (1600, 1200)
+    reduced = decode_image(buffer.getvalue(), min_side=224)
+    assert reduced.size == (400, 300) and reduced.mode == "RGB"
+
+
 @pytest.fixture(scope="module")
 def strict_client(model_path, predictor):
     """An app with small limits, sharing the loaded model."""
