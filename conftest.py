@@ -154,6 +154,12 @@ def pytest_configure(config: pytest.Config) -> None:
         )
     except ValueError as error:
         raise pytest.UsageError(f"splitsafe settings: {error}") from None
+    pairs = settings.split_pairs
+    if not all(isinstance(pair, (tuple, list)) and len(pair) == 2 for pair in pairs):
+        raise pytest.UsageError(
+            f"splitsafe setting split_pairs={pairs!r}: expected pairs of splits, "
+            'e.g. split_pairs = [["valid", "train"], ["test", "train"]] in splitsafe.toml'
+        )
     model = config.getoption("model")
     if model and not Path(model).exists():
         raise pytest.UsageError(f"--model {model}: no such file; give an exported model (.pkl)")

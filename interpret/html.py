@@ -122,7 +122,7 @@ def thumbnail_bytes(
                 width=2,
             )
     buffer = io.BytesIO()
-    image.save(buffer, format="JPEG", quality=85)
+    image.save(buffer, format="JPEG", quality=85, subsampling=0)  # crisp red lines
     return buffer.getvalue()
 
 
