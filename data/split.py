@@ -127,10 +127,13 @@ def assign_split(
     is_test = keys.isin(in_test)
     is_copy = result["parent"] != ""
     weight = (~is_copy).astype(int) if augmented == "drop" else pd.Series(1, index=result.index)
-    table = pd.crosstab(
-        keys[~is_test], result.loc[~is_test, "label"], values=weight[~is_test], aggfunc="sum"
-    ).fillna(0)
-    in_valid = _assign_groups(table, valid_pct=valid_pct, seed=seed)
+    strata = result["label"] + "\x1f" + result.get("origin", pd.Series("", index=result.index))
+    counted = ~is_test
+    table = pd.crosstab(keys[counted], strata[counted], values=weight[counted], aggfunc="sum")
+    table = table.fillna(0)
+    label_of = [column.split("\x1f")[0] for column in table.columns]
+    by_label = table.T.groupby(label_of).sum().T
+    in_valid = _assign_groups(table, by_label, valid_pct=valid_pct, seed=seed)
     result["split"] = np.where(is_test, "test", np.where(keys.isin(in_valid), "valid", "train"))
     dropped = result.index[(result["split"] == "valid") & is_copy] if augmented == "drop" else []
     result.attrs = {
@@ -141,8 +144,15 @@ def assign_split(
     return result.drop(index=dropped)
 
 
-def _assign_groups(table: pd.DataFrame, *, valid_pct: float, seed: int) -> set:
-    """Greedy stratified assignment of groups (rows of a group x label count table) to valid."""
+def _assign_groups(
+    table: pd.DataFrame, by_label: pd.DataFrame, *, valid_pct: float, seed: int
+) -> set:
+    """Greedy stratified assignment of groups to valid.
+
+    ``table`` counts images per group (rows) and label x origin (columns); ``by_label`` the
+    same per label. Each stratum of a label with >= 2 groups ends up on both sides, when a
+    move does not take another stratum's last member from a side.
+    """
     if table.empty:
         return set()
     counts = table.to_numpy(dtype=float)
@@ -159,6 +169,7 @@ def _assign_groups(table: pd.DataFrame, *, valid_pct: float, seed: int) -> set:
             valid[row] = True
             current += counts[row]
     _repair_presence(counts, valid, order)
+    _repair_presence(by_label.to_numpy(dtype=float), valid, order)
     return set(table.index[valid])
 
 
