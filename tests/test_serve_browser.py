@@ -127,3 +127,25 @@ def test_a_bad_upload_shows_the_servers_message(server_url, page, tmp_path):
     message = page.locator("#status").inner_text()
     assert "notes.png" in message and "not an image" in message
     assert page.locator("#result").is_hidden()
+
+
+def test_a_picture_dropped_on_the_page_is_classified(server_url, page):
+    page.goto(server_url)
+    page.evaluate(
+        """async () => {
+            const canvas = document.createElement("canvas");
+            canvas.width = 40;
+            canvas.height = 30;
+            const context = canvas.getContext("2d");
+            context.fillStyle = "#1e1ec8";
+            context.fillRect(0, 0, 40, 30);
+            const blob = await new Promise((resolve) => canvas.toBlob(resolve, "image/png"));
+            const transfer = new DataTransfer();
+            transfer.items.add(new File([blob], "dropped.png", { type: "image/png" }));
+            const options = { dataTransfer: transfer, bubbles: true, cancelable: true };
+            document.getElementById("drop").dispatchEvent(new DragEvent("drop", options));
+        }"""
+    )
+    page.wait_for_selector("#status:has-text('Done: dropped.png')", timeout=60_000)
+    assert page.locator("#predictions li").count() == 3
+    assert page.locator("#preview-caption").inner_text() == "dropped.png"
