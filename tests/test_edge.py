@@ -125,3 +125,100 @@ def test_edge_focus_by_class_table_flags_and_lists_worst_examples():
     assert castle["images"] == 2 and castle["mean_edge_focus"] == pytest.approx(0.85)
     assert bool(castle["flagged"]) and castle["examples"] == ["c1.png"]
     assert not bool(table.iloc[1]["flagged"]) and table.iloc[1]["examples"] == ["m2.png"]
+
+
+# --- the model-focus audit's logic (interpret/model_focus.py) ----------------------------------
+
+
+class BrightPixelModel(nn.Module):
+    """Both classes score the amount of bright pixels (normalised > 0.5), wherever they are."""
+
+    class_names = ["centred", "lined"]
+    input_size = 48
+
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(3, 1, kernel_size=1), nn.ReLU())
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(1, 2))
+        with torch.no_grad():
+            self.features[0].weight.fill_(1.0 / 3.0)
+            self.features[0].bias.fill_(-0.5)
+            self.head[2].weight.fill_(1.0)
+            self.head[2].bias.copy_(torch.tensor([0.0, 0.1]))
+
+    def forward(self, images):
+        return self.head(self.features(images))
+
+
+def write_focus_dataset(root, *, lined: bool):
+    """valid/centred: a bright square in the middle; valid/lined: bright lines at the frame
+    (or, ``lined=False``, a bright square like the others)."""
+    from PIL import Image, ImageDraw
+
+    for label in ("centred", "lined"):
+        for split in ("train", "valid"):
+            folder = root / split / label
+            folder.mkdir(parents=True)
+            for index in range(3):
+                image = Image.new("RGB", (48, 48), (20, 30, 40))
+                draw = ImageDraw.Draw(image)
+                if label == "lined" and lined:
+                    draw.rectangle([1, 1, 46, 46], outline=(255, 255, 255), width=2)
+                else:
+                    draw.rectangle([18 + index, 18, 29 + index, 29], fill=(255, 255, 255))
+                image.save(folder / f"{label}-{index}.png")
+
+
+@pytest.mark.parametrize("lined", [True, False])
+def test_model_focus_audit_fails_for_a_class_seen_by_its_frame(tmp_path, lined):
+    import data
+    from interpret.model_focus import audit_model_focus
+
+    write_focus_dataset(tmp_path / "set", lined=lined)
+    model_path = tmp_path / "model.pt"
+    torch.save(BrightPixelModel(), model_path)
+    manifest = data.scan(tmp_path / "set")
+    finding = audit_model_focus(
+        model_path, manifest, manifest.attrs["root"], band=0.1, threshold=0.5, per_class=2, seed=0
+    )
+    assert finding.rule == "model-focus"
+    shares = {row["label"]: row["mean_edge_focus"] for row in finding.details["classes"]}
+    assert shares["centred"] < 0.05
+    if lined:
+        assert not finding.passed and finding.count == 1
+        assert shares["lined"] > 0.9
+        assert "lined: 1.00 of the mass" in finding.summary or "lined: 0.9" in finding.summary
+        assert set(finding.examples["label"]) == {"lined"}
+        assert all(path.startswith("valid/lined/") for path in finding.examples["path"])
+        assert len(finding.figures) == 2 and all(
+            png[:4] == b"\x89PNG" for png in finding.figures.values()
+        )
+    else:
+        assert finding.passed and finding.count == 0 and not finding.figures
+        assert shares["lined"] < 0.05
+
+
+def test_focus_sample_takes_held_out_readable_images_per_class():
+    import pandas as pd
+
+    from interpret.model_focus import select_focus_sample
+
+    manifest = pd.DataFrame(
+        {
+            "path": [
+                f"{split}/{label}/{i}.png"
+                for split in ("train", "valid")
+                for label in ("a", "b")
+                for i in range(5)
+            ],
+            "split": ["train"] * 10 + ["valid"] * 10,
+            "label": (["a"] * 5 + ["b"] * 5) * 2,
+            "error": [""] * 19 + ["cannot decode"],
+        }
+    )
+    sample = select_focus_sample(manifest, per_class=3, seed=0)
+    assert (sample["split"] == "valid").all()
+    assert sample["label"].value_counts().to_dict() == {"a": 3, "b": 3}
+    assert "valid/b/4.png" not in set(sample["path"])
+    again = select_focus_sample(manifest, per_class=3, seed=0)
+    assert sample["path"].tolist() == again["path"].tolist()
