@@ -19,13 +19,15 @@ and pandas integer columns; :func:`hamming` counts differing bits.
 
 Descriptor
 ----------
-``descriptor`` is a float16 vector of ``DESCRIPTOR_SIDE ** 2`` values: the gray image
-area-averaged to a ``DESCRIPTOR_SIDE`` x ``DESCRIPTOR_SIDE`` grid (row-major), each cell replaced
-by its rank among the cells (ties get their average rank), centred and scaled to unit L2 norm.
+``descriptor`` is a float16 vector of ``DESCRIPTOR_SIDE ** 2`` (256) values: the gray image
+area-averaged to a 32x32 grid, blurred with a Gaussian (sigma 1.5 cells, edges repeated) and
+averaged in 2x2 blocks to a 16x16 grid (row-major), each cell replaced by its rank among the
+cells (ties get their average rank), centred and scaled to unit L2 norm.
 Why each step:
 
-- area averaging washes out JPEG noise, Poisson noise and resampling differences, and
-  makes a shift or crop of a few percent move each cell's content only a fraction of a cell;
+- area averaging and the blur wash out JPEG noise, Poisson noise and resampling differences,
+  and make a shift or crop of a few percent move each cell's content a fraction of a blur
+  width (the blur doubled the recall on 3-6 % shifts and crops at equal precision);
 - the rank transform makes the vector invariant to any increasing intensity map applied to
   the whole image: brightness, contrast, gamma, ``adjust_log``, ``adjust_sigmoid``,
   ``rescale_intensity`` (up to the ties its clipping creates), and nearly so to grayscale;
@@ -133,19 +135,45 @@ def average_ranks(values: np.ndarray) -> np.ndarray:
     return ranks
 
 
-def descriptor_from_gray(gray: Image.Image, *, side: int = DESCRIPTOR_SIDE) -> np.ndarray:
+def _smoothing_matrix(size: int, sigma: float, pool: int) -> np.ndarray:
+    """(size // pool, size) matrix: Gaussian blur (edges repeated) then mean over ``pool`` cells.
+
+    Equals scipy.ndimage.gaussian_filter1d(mode="nearest", truncate=4) followed by block means,
+    applied as one matrix so that the 2-D version is ``M @ grid @ M.T``.
+    """
+    radius = int(4.0 * sigma + 0.5)
+    offsets = np.arange(-radius, radius + 1)
+    weights = np.exp(-0.5 * (offsets / sigma) ** 2)
+    weights /= weights.sum()
+    blur = np.zeros((size, size))
+    for row in range(size):
+        np.add.at(blur[row], np.clip(row + offsets, 0, size - 1), weights)
+    pooling = np.kron(np.eye(size // pool), np.full((1, pool), 1.0 / pool))
+    return pooling @ blur
+
+
+DESCRIPTOR_BASE_SIDE = 32  # area-averaged gray grid the descriptor starts from
+DESCRIPTOR_BLUR_SIGMA = 1.5  # in base-grid cells; calibrated (benchmarks/results/neardup.md)
+_SMOOTHING = _smoothing_matrix(
+    DESCRIPTOR_BASE_SIDE, DESCRIPTOR_BLUR_SIGMA, DESCRIPTOR_BASE_SIDE // DESCRIPTOR_SIDE
+)
+
+
+def descriptor_from_gray(gray: Image.Image) -> np.ndarray:
     """The rank descriptor of a mode ``L`` image (see the module docstring).
 
     Returns
     -------
-    numpy.ndarray, shape (side * side,), float16, unit L2 norm (or all zeros for a flat image)
+    numpy.ndarray, shape (DESCRIPTOR_SIDE ** 2,), float16, unit L2 norm (zeros for a flat image)
     """
-    grid = np.asarray(gray.convert("F").resize((side, side), _BOX), dtype=np.float64)
+    side = DESCRIPTOR_BASE_SIDE
+    base = np.asarray(gray.convert("F").resize((side, side), _BOX), dtype=np.float64)
+    grid = _SMOOTHING @ base @ _SMOOTHING.T  # (DESCRIPTOR_SIDE, DESCRIPTOR_SIDE)
     ranks = average_ranks(grid.reshape(-1))
     centred = ranks - ranks.mean()
     norm = np.sqrt(centred @ centred)
     if norm < 1e-9:
-        return np.zeros(side * side, dtype=DESCRIPTOR_DTYPE)
+        return np.zeros(DESCRIPTOR_SIDE**2, dtype=DESCRIPTOR_DTYPE)
     return (centred / norm).astype(DESCRIPTOR_DTYPE)
 
 
