@@ -62,6 +62,18 @@ def make_dataset(
     return root
 
 
+@pytest.fixture
+def one_thread():
+    """Train with one CPU thread: on a shared, busy machine torch's default (one per core) is
+    many times slower than one thread, and the result is the same."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def pass_the_gate(monkeypatch):
     """Replace the audit subprocess with a passing result (the gate has its own tests)."""
     monkeypatch.setattr(
@@ -228,7 +240,9 @@ def test_help_is_quick_and_does_not_import_fastai():
 
 
 @pytest.mark.slow
-def test_gate_refuses_a_leaky_dataset_and_the_override_trains(tmp_path, monkeypatch, capsys):
+def test_gate_refuses_a_leaky_dataset_and_the_override_trains(
+    tmp_path, monkeypatch, capsys, one_thread
+):
     if not any((REPOSITORY / "audits").glob("test_*duplicate*.py")):
         pytest.skip("the duplicate audits (audits/) are not in this checkout")
     from fastai.vision.all import load_learner
@@ -243,6 +257,18 @@ def test_gate_refuses_a_leaky_dataset_and_the_override_trains(tmp_path, monkeypa
     out, reports = tmp_path / "models", tmp_path / "reports"
     arguments = ["--dataset", str(root), "--out", str(out), "--report-dir", str(reports), *QUICK]
 
+    import train.gate
+
+    recorded = []
+    real_gate = train.gate.run_audit_gate
+
+    def gate_once(*args, **kwargs):
+        # The audits run for real once; the override run reuses that result (it takes ~10 s).
+        if not recorded:
+            recorded.append(real_gate(*args, **kwargs))
+        return recorded[0]
+
+    monkeypatch.setattr(train.gate, "run_audit_gate", gate_once)
     assert main(arguments) == 1
     captured = capsys.readouterr()
     assert "FAILED near-duplicates" in captured.out
@@ -276,7 +302,7 @@ def test_gate_refuses_a_leaky_dataset_and_the_override_trains(tmp_path, monkeypa
 
 
 @pytest.mark.slow
-def test_resume_skips_finished_stages(tmp_path, monkeypatch, capsys):
+def test_resume_skips_finished_stages(tmp_path, monkeypatch, capsys, one_thread):
     from fastai.learner import Learner
 
     from train.__main__ import main
