@@ -310,9 +310,25 @@ def test_no_dataset_says_how_to_get_the_demo():
     assert "python -m data demo demo/" in output and "--dataset demo/movies" in output
 
 
-def test_project_tests_need_no_dataset():
+def test_project_tests_need_no_dataset(tmp_path):
     code, output = run_pytest("tests/test_audit_report.py", "-q", "--co")
     assert code == 0, output
+    # a configured default that does not exist matters only when audits are collected
+    missing = f"splitsafe_dataset={tmp_path / 'gone'}"
+    code, output = run_pytest("tests/test_audit_report.py", "-q", "--co", "-o", missing)
+    assert code == 0, output
+    code, output = run_pytest("audits/test_integrity.py", "--co", "-o", missing)
+    assert code == pytest.ExitCode.USAGE_ERROR
+    assert "splitsafe_dataset (ini)" in output and "no such file or folder" in output
+
+
+def test_configured_default_dataset_is_used(tmp_path):
+    dataset = make_clean_dataset(tmp_path, train=1, valid=1)
+    code, output = run_pytest(
+        "audits/test_integrity.py", "--co", "-o", f"splitsafe_dataset={dataset}"
+    )
+    assert code == 0, output
+    assert f"splitsafe: dataset {dataset} (split-folders, 4 images" in output
 
 
 @pytest.mark.parametrize(
