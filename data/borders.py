@@ -52,7 +52,7 @@ import numpy as np
 
 SIDES = ("top", "bottom", "left", "right")
 MIN_LINES = 8  # a side shorter than this (in decoded lines) has no measurable border
-SAMPLES_PER_LINE = 96  # pixels sampled along a line (every k-th): uniformity is a share
+SAMPLES_PER_LINE = 64  # pixels sampled along a line (every k-th): uniformity is a share
 
 
 def border_columns() -> list[str]:
@@ -159,10 +159,16 @@ def _profile_side(
     # Most images have no border: look at the lines where a thin line could be first, and
     # the whole band only when the edge line itself is uniform (a strip may start there).
     examined = min(count, math.floor(offset_lines) + thin_lines + 2)
-    _, edge_uniform = _line_uniformity(lines[:1, ::step], tolerance, uniform_share)
-    if edge_uniform[0]:
-        examined = max(examined, min(count, band_lines + 1))  # the band and the line after it
     colours, uniform = _line_uniformity(lines[:examined, ::step], tolerance, uniform_share)
+    full_band = min(count, band_lines + 1)  # the band and the line just after it
+    if uniform[0] and examined < full_band:
+        # The edge line is uniform: a strip may run deeper, so look at the whole band.
+        more_colours, more_uniform = _line_uniformity(
+            lines[examined:full_band, ::step], tolerance, uniform_share
+        )
+        colours = np.concatenate([colours, more_colours])
+        uniform = np.concatenate([uniform, more_uniform])
+        examined = full_band
     if not uniform.any():
         return None
 

@@ -14,6 +14,11 @@ data re-wrapped, with other metadata or lossless re-optimisation such as ``jpegt
 of a large JPEG's full decode does not match the JPEG (different scale). Near-duplicate search
 finds those by descriptor instead.
 
+Processes: with ``workers`` > 1 and at least ``IN_PROCESS_LIMIT`` files to compute, files are
+analysed in a ``forkserver`` process pool (as Python's multiprocessing requires, a script that
+calls :func:`features` must guard its entry point with ``if __name__ == "__main__":``; if it does
+not, the workers die and their files become error rows, never a crash or a hang).
+
 Errors: a file that cannot be analysed is a row whose ``error`` says why; its other feature
 columns are 0 / "" (``file_size`` is kept when the file could be stat'ed). No exception from
 one file escapes, and a per-file time limit bounds any decoder that would hang.
@@ -432,7 +437,11 @@ def _run_chunks(pending, *, workers: int, time_limit: float):
 
     chunk = max(4, min(64, len(pending) // (workers * 8) or 1))
     chunks = [pending[start : start + chunk] for start in range(0, len(pending), chunk)]
+    # forkserver: workers do not inherit this process's threads or locks (fork can deadlock
+    # under torch or a tqdm monitor thread); preloading this module in the server makes each
+    # worker start without re-importing numpy, PIL and pandas.
     context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["data.image_features"])
     executor = ProcessPoolExecutor(max_workers=workers, mp_context=context)
     try:
         # Bounded submission keeps memory flat and lets Ctrl-C stop quickly.
