@@ -41,7 +41,9 @@ from data.hashing import hamming, mirror_descriptors
 
 # Calibrated on planted copies among distractors (benchmarks/neardup_quality.py, results in
 # benchmarks/results/neardup.md); AuditConfig.near_duplicate_similarity repeats it for audits.
-DEFAULT_SIMILARITY = 0.90
+DEFAULT_SIMILARITY = 0.96  # |cosine| alone
+DEFAULT_CONFIRMED_SIMILARITY = 0.82  # |cosine| enough when the pHash agrees ...
+DEFAULT_CONFIRMING_PHASH_DISTANCE = 18  # ... within this many bits (plain or inverted)
 REQUIRED_COLUMNS = ("sha256", "pixel_digest", "phash", "phash_inverted", "descriptor")
 PAIR_COLUMNS = (
     "query_index",
@@ -135,8 +137,11 @@ def _similar_pairs(
         first_column = start if within else 0
         block = query_vectors[start:stop] @ reference_transposed[:, first_column:]
         np.abs(block, out=block)
-        rows, columns = np.nonzero(block >= threshold)
-        rows = rows.astype(np.int64) + start
+        matches = block >= threshold
+        # Most rows match nothing: take nonzero only over the rows that do (much less work).
+        matching_rows = np.flatnonzero(matches.any(axis=1))
+        rows, columns = np.nonzero(matches[matching_rows])
+        rows = matching_rows[rows].astype(np.int64) + start
         columns = columns.astype(np.int64) + first_column
         if within:  # each unordered pair once, no self pairs
             keep = columns > rows
@@ -161,6 +166,8 @@ def find_duplicates(
     *,
     similarity: float = DEFAULT_SIMILARITY,
     flip: bool = False,
+    confirmed_similarity: float | None = DEFAULT_CONFIRMED_SIMILARITY,
+    confirming_phash_distance: int = DEFAULT_CONFIRMING_PHASH_DISTANCE,
     block_bytes: int = DEFAULT_BLOCK_BYTES,
 ) -> pd.DataFrame:
     """Find exact copies, pixel-identical copies and near-duplicates between or within sets.
@@ -176,11 +183,17 @@ def find_duplicates(
         ``query``, reporting each unordered pair once (``query_index`` is the earlier row)
         and no row paired with itself.
     similarity : float in (0, 1]
-        Near-duplicate threshold on ``|cosine|`` of the descriptors. Default 0.90, calibrated
-        on planted transformed copies among distractors (benchmarks/results/neardup.md).
+        A pair is near when the ``|cosine|`` of its descriptors reaches this. Default 0.96.
     flip : bool
         Also match horizontally mirrored copies (default False: a mirror is often a
         legitimate augmentation, not a leak).
+    confirmed_similarity : float in (0, 1] or None
+        A pair is also near when its ``|cosine|`` reaches this lower value and its pHash
+        distance (plain or inverted) is at most ``confirming_phash_distance``: crops and
+        shifts lower the cosine, while unrelated look-alikes have distant pHashes. ``None``
+        turns this rule off. Defaults 0.82 and 18 bits. Mirrored matches use ``similarity``
+        alone (the stored pHash is not mirrored). All defaults calibrated on planted
+        transformed copies among distractors (benchmarks/results/neardup.md).
     block_bytes : int
         Memory for one block of the similarity matrix (float32); bounds peak memory.
 
@@ -208,6 +221,10 @@ def find_duplicates(
         _validate(reference, "reference")
     if not 0.0 < float(similarity) <= 1.0:
         raise ValueError(f"similarity={similarity!r}; expected a |cosine| in (0, 1], e.g. 0.90")
+    if confirmed_similarity is not None and not 0.0 < float(confirmed_similarity) <= 1.0:
+        raise ValueError(
+            f"confirmed_similarity={confirmed_similarity!r}; expected a |cosine| in (0, 1] or None"
+        )
     if block_bytes <= 0:
         raise ValueError(f"block_bytes={block_bytes!r}; expected a positive number of bytes")
 
@@ -224,10 +241,13 @@ def find_duplicates(
 
     exact = _join_pairs(query_rows, reference_rows, "sha256", within=within)
     pixels = _join_pairs(query_rows, reference_rows, "pixel_digest", within=within)
+    threshold = float(similarity)
+    if confirmed_similarity is not None:
+        threshold = min(threshold, float(confirmed_similarity))
     near = _similar_pairs(
         query_vectors,
         reference_vectors,
-        threshold=float(similarity),
+        threshold=threshold,
         within=within,
         block_bytes=block_bytes,
     )
@@ -239,7 +259,7 @@ def find_duplicates(
         mirrored = _similar_pairs(
             mirrored_vectors,
             reference_vectors,
-            threshold=float(similarity),
+            threshold=float(similarity),  # no mirrored pHash to confirm a looser match
             within=within,
             block_bytes=block_bytes,
         )
@@ -265,7 +285,7 @@ def find_duplicates(
     query_positions, reference_positions = query_positions[is_first], reference_positions[is_first]
     kind_codes = kind_codes[is_first]
 
-    return _describe_pairs(
+    pairs = _describe_pairs(
         query_rows,
         reference_rows,
         query_vectors,
@@ -274,8 +294,17 @@ def find_duplicates(
         query_positions,
         reference_positions,
         kind_codes,
-        within=within,
     )
+    is_near = pairs["kind"].to_numpy() == "near"
+    keep = ~is_near | (pairs["similarity"].to_numpy() >= float(similarity))
+    if confirmed_similarity is not None:
+        keep |= (
+            is_near
+            & ~pairs["flipped"].to_numpy()
+            & (pairs["similarity"].to_numpy() >= float(confirmed_similarity))
+            & (pairs["phash_distance"].to_numpy() <= confirming_phash_distance)
+        )
+    return pairs[keep].reset_index(drop=True)
 
 
 def _describe_pairs(
@@ -287,8 +316,6 @@ def _describe_pairs(
     query_positions,
     reference_positions,
     kind_codes,
-    *,
-    within: bool,
 ) -> pd.DataFrame:
     """The result frame: distances and flags for each kept pair."""
     signed = _rowwise_similarity(

@@ -1,0 +1,190 @@
+"""data/neardup.py: exact/pixel/near kinds, each planted edit found, distinct images not matched."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image, ImageEnhance, ImageOps
+from skimage import data as sample_data
+from skimage import exposure, util
+
+from data.hashing import image_hashes
+from data.neardup import PAIR_COLUMNS, find_duplicates
+
+NAMES = ("astronaut", "coffee", "chelsea", "rocket", "camera", "coins", "moon", "page")
+
+
+def sample(name: str) -> Image.Image:
+    image = Image.fromarray(getattr(sample_data, name)()).convert("RGB")
+    image.thumbnail((256, 256))
+    return image
+
+
+def features(image: Image.Image, *, format: str = "PNG", quality: int = 90) -> dict:
+    buffer = io.BytesIO()
+    image.save(buffer, format, **({"quality": quality} if format == "JPEG" else {}))
+    raw = buffer.getvalue()
+    decoded = Image.open(io.BytesIO(raw)).convert("RGB")
+    return {
+        "sha256": hashlib.sha256(raw).hexdigest(),
+        "pixel_digest": hashlib.sha256(decoded.tobytes() + repr(decoded.size).encode()).hexdigest(),
+        "error": "",
+        **image_hashes(decoded),
+    }
+
+
+def skimage_edit(function):
+    def apply(image):
+        array = function(np.asarray(image, dtype=np.float64) / 255.0)
+        return Image.fromarray(np.round(np.clip(array, 0, 1) * 255).astype(np.uint8)).convert("RGB")
+
+    return apply
+
+
+def crop(fraction):
+    def apply(image):
+        cut_x, cut_y = round(image.width * fraction / 2), round(image.height * fraction / 2)
+        return image.crop((cut_x, cut_y, image.width - cut_x, image.height - cut_y))
+
+    return apply
+
+
+EDITS = {
+    "jpeg_q50": (lambda image: image, "JPEG"),
+    "resize_half": (lambda image: image.resize((image.width // 2, image.height // 2)), "PNG"),
+    "resize_double": (lambda image: image.resize((image.width * 2, image.height * 2)), "PNG"),
+    "crop_4%": (crop(0.04), "PNG"),
+    "brightness": (lambda image: ImageEnhance.Brightness(image).enhance(1.3), "PNG"),
+    "contrast": (lambda image: ImageEnhance.Contrast(image).enhance(0.6), "PNG"),
+    "grayscale": (lambda image: ImageOps.grayscale(image).convert("RGB"), "PNG"),
+    "invert": (skimage_edit(util.invert), "PNG"),
+    "poisson": (skimage_edit(lambda a: util.random_noise(a, mode="poisson", rng=0)), "PNG"),
+    "rescale_intensity": (
+        skimage_edit(
+            lambda a: exposure.rescale_intensity(a, in_range=tuple(np.percentile(a, (2, 98))))
+        ),
+        "PNG",
+    ),
+    "adjust_log": (skimage_edit(lambda a: exposure.adjust_log(a, 1)), "PNG"),
+    "adjust_sigmoid": (skimage_edit(lambda a: exposure.adjust_sigmoid(a, 0.5, 10)), "PNG"),
+}
+
+
+@pytest.fixture(scope="module")
+def reference():
+    return pd.DataFrame(
+        [features(sample(name)) for name in NAMES], index=[f"ref/{n}" for n in NAMES]
+    )
+
+
+@pytest.mark.parametrize("edit", sorted(EDITS))
+def test_each_transformation_is_found(reference, edit):
+    function, format = EDITS[edit]
+    query = pd.DataFrame(
+        [features(function(sample(name)), format=format) for name in NAMES[:4]],
+        index=[f"copy/{name}" for name in NAMES[:4]],
+    )
+    pairs = find_duplicates(query, reference)
+    found = set(zip(pairs["query_index"], pairs["reference_index"], strict=True))
+    for name in NAMES[:4]:
+        assert (f"copy/{name}", f"ref/{name}") in found, f"{edit} copy of {name} not found"
+    assert pairs["reference_index"].str[4:].eq(pairs["query_index"].str[5:]).all(), pairs
+    if edit == "invert":
+        assert pairs["inverted"].all()
+
+
+def test_distinct_images_are_not_matched(reference):
+    assert find_duplicates(reference).empty
+
+
+def test_kinds_are_exact_then_pixels_then_near(reference):
+    image = sample("coffee")
+    query = pd.DataFrame(
+        [
+            features(image),  # same PNG bytes as the reference
+            {**features(image), "sha256": "other-bytes"},  # same pixels, other file
+            features(image, format="JPEG", quality=60),  # near
+        ],
+        index=["same", "resaved", "jpeg"],
+    )
+    pairs = find_duplicates(query, reference).set_index("query_index")
+    assert pairs.loc["same", "kind"] == "exact"
+    assert pairs.loc["resaved", "kind"] == "pixels"
+    assert pairs.loc["jpeg", "kind"] == "near"
+    assert (pairs["reference_index"] == "ref/coffee").all()
+    assert len(pairs) == 3  # one row per pair, kinds exclusive
+    assert list(find_duplicates(query, reference).columns) == list(PAIR_COLUMNS)
+
+
+def test_within_query_each_pair_once_without_self_pairs():
+    image = sample("astronaut")
+    frame = pd.DataFrame(
+        [
+            features(image),
+            features(image, format="JPEG"),
+            features(ImageOps.invert(image)),
+            features(sample("moon")),
+        ],
+        index=[10, 20, 30, 40],
+    )
+    pairs = find_duplicates(frame)
+    assert sorted(zip(pairs["query_index"], pairs["reference_index"], strict=True)) == [
+        (10, 20),
+        (10, 30),
+        (20, 30),
+    ]
+
+
+def test_flip_only_with_the_flag(reference):
+    query = pd.DataFrame([features(ImageOps.mirror(sample("rocket")))], index=["mirrored"])
+    assert find_duplicates(query, reference).empty
+    pairs = find_duplicates(query, reference, flip=True)
+    assert pairs[["reference_index", "flipped"]].values.tolist() == [["ref/rocket", True]]
+
+
+def test_flip_within_query():
+    image = sample("rocket")
+    frame = pd.DataFrame([features(image), features(ImageOps.mirror(image))], index=["a", "b"])
+    assert find_duplicates(frame).empty
+    pairs = find_duplicates(frame, flip=True)
+    assert pairs[["query_index", "reference_index", "flipped"]].values.tolist() == [
+        ["a", "b", True]
+    ]
+
+
+def test_inputs_not_mutated_and_error_rows_ignored(reference):
+    query = pd.DataFrame(
+        [features(sample("chelsea")), features(sample("coins"))], index=["good", "broken"]
+    )
+    query.loc["broken", "error"] = "truncated JPEG"
+    before_query, before_reference = query.copy(deep=True), reference.copy(deep=True)
+    pairs = find_duplicates(query, reference)
+    assert pairs["query_index"].tolist() == ["good"]
+    pd.testing.assert_frame_equal(query, before_query)
+    pd.testing.assert_frame_equal(reference, before_reference)
+
+
+def test_missing_column_and_duplicate_index_are_clear_errors(reference):
+    with pytest.raises(ValueError, match="descriptor"):
+        find_duplicates(reference.drop(columns=["descriptor"]))
+    with pytest.raises(ValueError, match="duplicated index"):
+        find_duplicates(pd.concat([reference, reference]))
+    with pytest.raises(ValueError, match="similarity"):
+        find_duplicates(reference, similarity=1.5)
+
+
+def test_blocks_give_the_same_answer(reference):
+    image = sample("camera")
+    query = pd.DataFrame(
+        [features(image, format="JPEG", quality=q) for q in (40, 60, 80)], index=["a", "b", "c"]
+    )
+    whole = find_duplicates(query, reference)
+    tiny_blocks = find_duplicates(query, reference, block_bytes=1)
+    pd.testing.assert_frame_equal(whole, tiny_blocks)
+    within_whole = find_duplicates(pd.concat([query, reference]))
+    within_blocks = find_duplicates(pd.concat([query, reference]), block_bytes=1)
+    pd.testing.assert_frame_equal(within_whole, within_blocks)
