@@ -468,8 +468,8 @@ def evaluate(args) -> str:
     adjusted = (len(kept) - len(false_pairs) + sum(of_source)) / max(len(kept), 1)
     lines.append(
         f"\nOf the {len(false_pairs)} false pairs at the default (flip=False), "
-        f"{sum(of_source)} join a copy to a distractor that the unedited original itself matches ({len(source_matches)} "
-        "such original-distractor pairs): the same scene in another frame, a real duplicate. "
+        f"{sum(of_source)} join a copy to a distractor that the unedited original itself "
+        f"matches ({len(source_matches)} such original-distractor pairs): the same scene in another frame, a real duplicate. "
         f"Counting those as correct, precision is {adjusted:.4f}.\n"
     )
     false_pairs = false_pairs[~np.asarray(of_source, dtype=bool)]
