@@ -167,3 +167,57 @@ def _fit(draw, text: str, width: int) -> str:
     while text and draw.textlength(text) > width:
         text = text[:-4] + "..." if len(text) > 4 else ""
     return text
+
+
+def gradcam_pictures(
+    model,
+    images,
+    display_images,
+    *,
+    targets=None,
+    class_names=None,
+    layer=None,
+    colormap: str = DEFAULT_COLORMAP,
+    alpha: float = DEFAULT_ALPHA,
+) -> list[bytes]:
+    """One call for a gallery: original | Grad-CAM | guided Grad-CAM PNG per image.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+    images : torch.Tensor, shape (N, C, H, W)
+        Normalised model input (e.g. ``torch.stack([preprocess(path) ...])``).
+    display_images : sequence of PIL images or arrays (H, W, 3)
+        The same images as shown (``preprocess.resize(path)``).
+    targets : int or sequence of int, optional
+        Classes to explain (e.g. the actual class in a top-losses gallery); predicted
+        when omitted.
+    class_names : sequence of str, optional
+        For the captions ("<class> <probability>").
+
+    Returns
+    -------
+    list of bytes
+        PNG files, one per image, in order.
+    """
+    from interpret.gradcam import gradcam_with_scores
+    from interpret.guided import guided_backprop
+
+    result = gradcam_with_scores(model, images, targets, layer)
+    guided = guided_backprop(model, images, result.targets) * result.maps[:, None]
+    pictures = []
+    for row, display in enumerate(display_images):
+        target = int(result.targets[row])
+        name = class_names[target] if class_names is not None else str(target)
+        caption = f"{name} {float(result.probabilities[row, target]):.2f}"
+        pictures.append(
+            interpretation_png(
+                display,
+                result.maps[row],
+                guided[row],
+                caption=caption,
+                colormap=colormap,
+                alpha=alpha,
+            )
+        )
+    return pictures

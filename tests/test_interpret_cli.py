@@ -184,3 +184,17 @@ def test_exported_fastai_learner_loads_with_vocab_size_and_runs_the_cli(tmp_path
         == 0
     )
     assert (tmp_path / "out" / "frame_0.labels.png").is_file()
+
+
+def test_gradcam_pictures_gives_one_three_panel_png_per_image(torch_model_path, tmp_path):
+    from interpret.pictures import gradcam_pictures
+
+    model, class_names, preprocess = load_model(torch_model_path, device="cpu")
+    paths = write_images(tmp_path / "gallery", count=2)
+    shown = [preprocess.resize(path) for path in paths]
+    batch = torch.stack([preprocess.to_tensor(image) for image in shown])
+    pictures = gradcam_pictures(model, batch, shown, targets=[0, 2], class_names=class_names)
+    assert len(pictures) == 2
+    for picture in pictures:
+        array = read_png(picture)
+        assert array.shape[1] >= 3 * 64 * 2  # three panels, small images shown at 2x
