@@ -41,24 +41,36 @@ QUICK = [
 ]
 
 
+def draw_image(rng: np.random.Generator, colour: tuple, size: int):
+    """A smooth random background (a 4x4 colour grid, upsampled), three random discs, and a
+    square of the class colour: every image distinct (the duplicate audits pass), classes easy."""
+    from PIL import Image, ImageDraw
+
+    grid = rng.integers(0, 256, (4, 4, 3), dtype=np.uint8)
+    image = Image.fromarray(grid).resize((size, size), Image.Resampling.BICUBIC)
+    draw = ImageDraw.Draw(image)
+    for _ in range(3):
+        x, y = (int(v) for v in rng.integers(0, size, 2))
+        radius = int(rng.integers(2, size // 4))
+        fill = tuple(int(v) for v in rng.integers(0, 256, 3))
+        draw.ellipse([x - radius, y - radius, x + radius, y + radius], fill=fill)
+    side = int(rng.integers(size // 3, size // 2))
+    left, top = (int(v) for v in rng.integers(0, size - side, 2))
+    draw.rectangle([left, top, left + side, top + side], fill=colour)
+    return image
+
+
 def make_dataset(
     root: Path, *, train_per_class: int = 6, valid_per_class: int = 2, size: int = 32, seed: int = 0
 ) -> Path:
-    """``root/<split>/<colour>/*.png``: a square of the class colour on random noise (distinct
-    images, so the duplicate audits pass; the colour makes the classes easy)."""
-    from PIL import Image, ImageDraw
-
+    """``root/<split>/<colour>/*.png`` drawn by :func:`draw_image`."""
     rng = np.random.default_rng(seed)
     for split, count in (("train", train_per_class), ("valid", valid_per_class)):
         for label, colour in COLOURS.items():
             folder = root / split / label
             folder.mkdir(parents=True, exist_ok=True)
             for index in range(count):
-                image = Image.fromarray(rng.integers(60, 200, (size, size, 3), dtype=np.uint8))
-                side = int(rng.integers(size // 2, size - 4))
-                left, top = (int(v) for v in rng.integers(0, size - side, 2))
-                ImageDraw.Draw(image).rectangle([left, top, left + side, top + side], fill=colour)
-                image.save(folder / f"{label}_{split}_{index}.png")
+                draw_image(rng, colour, size).save(folder / f"{label}_{split}_{index}.png")
     return root
 
 
@@ -279,6 +291,7 @@ def test_gate_refuses_a_leaky_dataset_and_the_override_trains(
     assert main([*arguments, "--allow-audit-failures"]) == 0
     html = (reports / "training.html").read_text()
     assert "Trained despite failing audits" in html and "near-duplicates" in html
+    assert html.count("<figcaption>Grad-CAM for ") == 7  # the top-losses gallery: all 7 valid
     assert (out / "export.pkl").is_file()
     history = pd.read_csv(out / "history.csv")
     assert history["stage"].tolist() == ["frozen-32", "unfrozen-32"]

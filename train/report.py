@@ -147,33 +147,37 @@ def tta_accuracy(learn) -> float:
 
 
 def gradcam_overlays(learn, paths: list[str], targets: list[int]) -> list[bytes] | None:
-    """JPEG bytes of each image with its Grad-CAM map (for ``targets``) blended on top, or None
-    when ``interpret.gradcam`` is not available."""
+    """JPEG bytes of each image (as the model saw it: valid transforms) with its Grad-CAM map for
+    ``targets`` blended on top (``interpret.gradcam`` + ``interpret.pictures.overlay``), or None
+    when interpret/ is not available."""
     try:
         from interpret.gradcam import gradcam
+        from interpret.pictures import overlay
     except ImportError:
         return None
     import io
 
     import torch
-    from matplotlib import colormaps
     from PIL import Image
 
     if not paths:
         return []
     loader = learn.dls.test_dl(paths, bs=len(paths))
-    (images,) = loader.one_batch()[:1]
-    maps = gradcam(learn.model, images.float(), targets=list(targets))
+    images = loader.one_batch()[0].float()
+    maps = gradcam(learn.model, images, targets=list(targets))
     mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)  # ImageNet, as the loaders
     std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
-    pictures = (images.float().cpu() * std + mean).clamp(0, 1).permute(0, 2, 3, 1).numpy()
-    heat = colormaps["jet"](maps)[..., :3]
+    pictures = (images.cpu() * std + mean).clamp(0, 1).permute(0, 2, 3, 1).numpy()
     overlays = []
-    for picture, colour in zip(pictures, heat, strict=True):
-        blended = (0.55 * picture + 0.45 * colour) * 255
-        image = Image.fromarray(blended.astype(np.uint8)).resize((GALLERY_SIZE, GALLERY_SIZE))
+    for picture, cam in zip(pictures, maps, strict=True):
+        blended = Image.fromarray(overlay((picture * 255).round().astype(np.uint8), cam))
+        scale = GALLERY_SIZE / max(blended.size)
+        blended = blended.resize(
+            (round(blended.width * scale), round(blended.height * scale)),
+            Image.Resampling.NEAREST if scale > 1 else Image.Resampling.LANCZOS,
+        )
         buffer = io.BytesIO()
-        image.save(buffer, format="JPEG", quality=85)
+        blended.save(buffer, format="JPEG", quality=85)
         overlays.append(buffer.getvalue())
     return overlays
 

@@ -1,0 +1,272 @@
+"""Overhead of ``python -m train`` over a plain fastai script, side by side in one run.
+
+On one generated dataset (``--images`` PNGs of ``--size`` px: a coloured shape on noise, a
+few classes, 3/4 train and 1/4 valid), measures:
+
+1. **plain fastai**: a literal script, ``ImageDataLoaders.from_df`` with the same transforms,
+   ``vision_learner(resnet18, pretrained=False)``, ``freeze``, ``fit_one_cycle(1, lr)``;
+2. **train part**: ``train.recipe.train`` with one frozen epoch at the same size, batch size and
+   learning rate: the same work plus what the trainer adds (CSVLogger, the best-epoch
+   checkpoint, the per-stage state file and history, the atomic ``export.pkl``);
+3. **audit gate**: ``train.gate.run_audit_gate`` (the pytest subprocess), cold feature cache
+   and warm;
+4. **report**: ``train.report.write_training_report`` (one prediction pass, TTA, figures,
+   Grad-CAM gallery);
+5. **CLI end to end**: ``python -m train`` in a subprocess (interpreter and fastai start-up, the
+   gate with a warm cache, one epoch, the report).
+
+Rows 1 and 2 alternate (plain, train, train, plain, ...) after one untimed warm-up each, and
+the median is reported; the overhead target is (train - plain) / plain <= 5 %. Torch uses
+``--threads`` CPU threads (default 1: the machine is shared, and more threads than free
+cores make torch many times slower, which would drown the comparison).
+
+Usage::
+
+    python benchmarks/train_overhead.py --images 300 --size 64 --repeat 3
+    python benchmarks/train_overhead.py --images 60 --size 32 --repeat 1   # quick check
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPOSITORY))
+
+COLOURS = [(230, 30, 30), (30, 210, 40), (30, 50, 235), (240, 200, 20)]
+
+
+def make_dataset(root: Path, *, images: int, size: int, classes: int, seed: int = 0) -> Path:
+    """``root/{train,valid}/class<k>/*.png``: a smooth random background, three random discs
+    and a square of the class colour (every image distinct, so the duplicate audits pass)."""
+    from PIL import Image, ImageDraw
+
+    rng = np.random.default_rng(seed)
+    per_class = max(4, images // classes)
+    for label in range(classes):
+        for index in range(per_class):
+            split = "valid" if index % 4 == 0 else "train"
+            folder = root / split / f"class{label}"
+            folder.mkdir(parents=True, exist_ok=True)
+            grid = rng.integers(0, 256, (4, 4, 3), dtype=np.uint8)
+            image = Image.fromarray(grid).resize((size, size), Image.Resampling.BICUBIC)
+            draw = ImageDraw.Draw(image)
+            for _ in range(3):
+                x, y = (int(v) for v in rng.integers(0, size, 2))
+                radius = int(rng.integers(2, size // 4))
+                fill = tuple(int(v) for v in rng.integers(0, 256, 3))
+                draw.ellipse([x - radius, y - radius, x + radius, y + radius], fill=fill)
+            side = int(rng.integers(size // 3, size // 2))
+            left, top = (int(v) for v in rng.integers(0, size - side, 2))
+            draw.rectangle([left, top, left + side, top + side], fill=COLOURS[label % len(COLOURS)])
+            image.save(folder / f"{label}_{index}.png")
+    return root
+
+
+def plain_fastai(table, *, size: int, batch_size: int, learning_rate: float, out: Path) -> float:
+    """The plain script (what a user would write by hand); returns seconds."""
+    from fastai.vision.all import (
+        ImageDataLoaders,
+        Normalize,
+        RandomResizedCrop,
+        accuracy,
+        aug_transforms,
+        imagenet_stats,
+        resnet18,
+        vision_learner,
+    )
+
+    start = time.perf_counter()
+    dls = ImageDataLoaders.from_df(
+        table,
+        path="/",
+        fn_col="path",
+        label_col="label",
+        valid_col="is_valid",
+        seed=0,
+        item_tfms=RandomResizedCrop(size, min_scale=0.75),
+        batch_tfms=[*aug_transforms(), Normalize.from_stats(*imagenet_stats)],
+        bs=batch_size,
+        num_workers=0,
+    )
+    learn = vision_learner(dls, resnet18, pretrained=False, metrics=accuracy, path=out)
+    learn.freeze()
+    learn.fit_one_cycle(1, learning_rate)
+    return time.perf_counter() - start
+
+
+def trainer_part(config, table, hardware) -> tuple[float, object, dict]:
+    from train.recipe import train
+
+    start = time.perf_counter()
+    learn, state = train(config, table, hardware, log=lambda line: None)
+    return time.perf_counter() - start, learn, state
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--images", type=int, default=300)
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--classes", type=int, default=3)
+    parser.add_argument("--bs", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--output", type=Path, default=REPOSITORY / "benchmarks/results/train.md")
+    args = parser.parse_args(argv)
+
+    os.environ["OMP_NUM_THREADS"] = str(args.threads)  # for the CLI subprocess
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from fastai.vision.all import set_seed
+
+    from data import scan
+    from train.config import TrainConfig
+    from train.gate import run_audit_gate
+    from train.hardware import detect_hardware
+    from train.loaders import training_table
+    from train.recipe import combine_history
+    from train.report import write_training_report
+
+    work = Path(tempfile.mkdtemp(prefix="train-overhead-"))
+    os.environ["SPLITSAFE_CACHE"] = str(work / "cache")
+    dataset = make_dataset(work / "data", images=args.images, size=args.size, classes=args.classes)
+    table = training_table(scan(dataset))
+    hardware = detect_hardware(workers=0)
+    config = TrainConfig(
+        dataset=dataset,
+        arch="resnet18",
+        sizes=(args.size,),
+        epochs=(1, 0),
+        batch_size=args.bs,
+        learning_rate=args.lr,
+        pretrained=False,
+        out=work / "models",
+        report_dir=work / "reports",
+    )
+    print(
+        f"{len(table)} images ({int(table['is_valid'].sum())} valid), {args.size} px, "
+        f"bs {args.bs}, {args.threads} thread(s), {hardware.device}",
+        flush=True,
+    )
+
+    plain_times, train_times = [], []
+    runs = [("plain", "train")[i % 2 == (i // 2) % 2] for i in range(2 * args.repeat)]
+    set_seed(0)
+    plain_fastai(
+        table, size=args.size, batch_size=args.bs, learning_rate=args.lr, out=work / "plain"
+    )  # warm-up, untimed
+    trainer_part(config.replace(out=work / "warm"), table, hardware)
+    for index, kind in enumerate(runs):
+        set_seed(0)
+        if kind == "plain":
+            seconds = plain_fastai(
+                table, size=args.size, batch_size=args.bs, learning_rate=args.lr, out=work / "plain"
+            )
+            plain_times.append(seconds)
+        else:
+            seconds, learn, state = trainer_part(
+                config.replace(out=work / f"run{index}"), table, hardware
+            )
+            train_times.append(seconds)
+        print(f"  {kind:5s} {seconds:7.2f} s", flush=True)
+    plain, ours = statistics.median(plain_times), statistics.median(train_times)
+    overhead = (ours - plain) / plain
+
+    start = time.perf_counter()
+    gate_cold = run_audit_gate(dataset, work / "reports")
+    gate_cold_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    gate_warm = run_audit_gate(dataset, work / "reports")
+    gate_warm_seconds = time.perf_counter() - start
+
+    start = time.perf_counter()
+    history = combine_history(learn.path, [entry["stage"] for entry in state["finished"]])
+    write_training_report(
+        learn,
+        settings=config.as_dict(),
+        gate=gate_warm.as_dict(),
+        allowed=False,
+        hardware_note=hardware.note,
+        history=history,
+        report_dir=work / "reports",
+    )
+    report_seconds = time.perf_counter() - start
+
+    command = [
+        sys.executable,
+        "-m",
+        "train",
+        "--dataset",
+        str(dataset),
+        "--arch",
+        "resnet18",
+        "--sizes",
+        str(args.size),
+        "--epochs",
+        "1",
+        "0",
+        "--bs",
+        str(args.bs),
+        "--lr",
+        str(args.lr),
+        "--no-pretrained",
+        "--workers",
+        "0",
+        "--out",
+        str(work / "cli"),
+        "--report-dir",
+        str(work / "cli-reports"),
+    ]
+    start = time.perf_counter()
+    completed = subprocess.run(command, cwd=REPOSITORY, capture_output=True, text=True, check=False)
+    cli_seconds = time.perf_counter() - start
+    if completed.returncode != 0:
+        print(completed.stdout[-2000:], completed.stderr[-2000:])
+
+    lines = [
+        "# `python -m train` overhead (CPU)",
+        "",
+        f"`python benchmarks/train_overhead.py --images {args.images} --size {args.size} "
+        f"--bs {args.bs} --repeat {args.repeat} --threads {args.threads}`",
+        "",
+        f"{len(table)} generated PNGs ({int((~table['is_valid']).sum())} train, "
+        f"{int(table['is_valid'].sum())} valid, {args.classes} classes), {args.size} px, resnet18 "
+        f"from random weights, batch {args.bs}, one frozen epoch; {hardware.device}, "
+        f"{args.threads} torch thread(s), Python {platform.python_version()}, torch "
+        f"{torch.__version__}. Shared, busy machine: read the ratio, measured side by side.",
+        "",
+        "| measurement | seconds |",
+        "|---|---|",
+        f"| plain fastai script, one epoch (median of {len(plain_times)}: "
+        f"{', '.join(f'{t:.2f}' for t in plain_times)}) | {plain:.2f} |",
+        f"| trainer's training part, one epoch (median of {len(train_times)}: "
+        f"{', '.join(f'{t:.2f}' for t in train_times)}) | {ours:.2f} |",
+        f"| **overhead of the training part** | **{overhead:+.1%}** (target <= +5 %) |",
+        f"| audit gate, cold feature cache ({gate_cold.status}) | {gate_cold_seconds:.2f} |",
+        f"| audit gate, warm feature cache ({gate_warm.status}) | {gate_warm_seconds:.2f} |",
+        f"| report (predict once, TTA, figures, Grad-CAM gallery) | {report_seconds:.2f} |",
+        f"| `python -m train` end to end (start-up, warm gate, epoch, report; exit "
+        f"{completed.returncode}) | {cli_seconds:.2f} |",
+        "",
+    ]
+    text = "\n".join(lines)
+    print(text)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
