@@ -17,6 +17,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from data.findings import Finding
+
 UNKNOWN_ORIGIN = "unknown"  # display name of origin "" (not recorded)
 
 
@@ -181,3 +183,105 @@ def plot_class_counts(counts: pd.DataFrame) -> bytes:
     for axis in grid.axes.flat:
         axis.tick_params(axis="x", labelrotation=45)
     return figure_to_png(grid)
+
+
+# --- audits: Finding builders (called by audits/test_balance.py) -----------------------------
+
+BALANCE_FIX = (
+    "upsample the small classes (python -m data upsample DATASET --where label=CLASS) "
+    "or collect more of them"
+)
+
+
+def balance_skip_reason(manifest: pd.DataFrame) -> str:
+    """Why the class-balance audit cannot run ("" when it can)."""
+    labels = manifest["label"].nunique()
+    return "" if labels >= 2 else f"the dataset has {labels} class(es); balance needs two"
+
+
+def origin_mix_skip_reason(manifest: pd.DataFrame) -> str:
+    """Why the origin-mix audit cannot run ("" when it can)."""
+    if manifest["label"].nunique() < 2:
+        return "the dataset has one class; origin mix compares classes"
+    origins = sorted(set(manifest["origin"]) - {""})
+    if not origins:
+        return (
+            "no origins recorded (an origin column in the CSV, or splitsafe-lineage.csv "
+            "written by python -m data frames / upsample)"
+        )
+    if len(origins) == 1 and not (manifest["origin"] == "").any():
+        return f"every image has the same origin ({origins[0]!r})"
+    return ""
+
+
+def audit_class_balance(manifest: pd.DataFrame, *, max_ratio: float) -> Finding:
+    """Fail when a split's largest class is more than ``max_ratio`` times its smallest."""
+    table = find_class_imbalance(manifest, max_ratio=max_ratio)
+    failing = table.loc[table["is_imbalanced"]]
+    parts = []
+    for row in failing.itertuples():
+        text = (
+            f"{row.split or '(unsplit)'}: {row.largest} {row.largest_images} vs "
+            f"{row.smallest} {row.smallest_images} images (ratio {row.ratio:.1f})"
+        )
+        if row.missing:
+            text = f"{row.split or '(unsplit)'}: no images of {row.missing}"
+        parts.append(text)
+    ratios = ", ".join(f"{r.split or '(unsplit)'} {r.ratio:.1f}" for r in table.itertuples())
+    if failing.empty:
+        summary = f"largest/smallest class ratio per split: {ratios} (max {max_ratio:g})"
+    else:
+        summary = (
+            f"{len(failing)} split(s) imbalanced: {'; '.join(parts)}; threshold ratio "
+            f"<= {max_ratio:g} (balance_max_ratio), counts include augmented copies; "
+            f"fix: {BALANCE_FIX}"
+        )
+    counts = class_counts(manifest)
+    return Finding(
+        rule="class-balance",
+        title=f"In each split the largest class is at most {max_ratio:g} times the smallest",
+        passed=failing.empty,
+        summary=summary,
+        count=len(failing),
+        examples=table,
+        figures={"Images per class, by split and origin": plot_class_counts(counts)},
+        details={
+            "ratios": {
+                r.split: r.ratio if np.isfinite(r.ratio) else None for r in table.itertuples()
+            },
+            "counts": counts.to_dict(orient="records"),
+        },
+    )
+
+
+def audit_origin_mix(manifest: pd.DataFrame, *, max_distance: float) -> Finding:
+    """Fail when a class's mix of origins is far from the other classes' mix."""
+    table = find_origin_mix_outliers(manifest, max_distance=max_distance)
+    outliers = table.loc[table["is_outlier"]]
+    if outliers.empty:
+        top = table.iloc[0]
+        summary = (
+            f"every class's origin mix is within {max_distance:.2f} of the other classes' "
+            f"(largest: {top['label']} {top['distance']:.2f})"
+        )
+    else:
+        shown = "; ".join(
+            f"{row.label}: {row.main_difference} of the other classes (distance {row.distance:.2f})"
+            for row in outliers.itertuples()
+        )
+        summary = (
+            f"{len(outliers)} class(es) differ in their mix of origins: {shown}; threshold "
+            f"total-variation distance <= {max_distance:.2f} (origin_mix_max_distance), "
+            "counts include augmented copies; fix: a model can learn the origin instead of "
+            "the class: upsample or collect that origin for the other classes too, or cap "
+            "the copies of this one"
+        )
+    return Finding(
+        rule="origin-mix",
+        title="Each class has a mix of origins like the other classes'",
+        passed=outliers.empty,
+        summary=summary,
+        count=len(outliers),
+        examples=table,
+        details={"distances": dict(zip(table["label"], table["distance"], strict=True))},
+    )

@@ -15,6 +15,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from data.findings import Finding
+
 SIDES = ("top", "bottom", "left", "right")
 
 
@@ -168,3 +170,55 @@ def border_examples(features: pd.DataFrame, flagged: pd.DataFrame, *, limit: int
     if not parts:
         return pd.DataFrame(columns=columns)
     return pd.concat(parts, ignore_index=True).loc[:, columns]
+
+
+# --- audits: Finding builders (called by audits/test_borders.py) -----------------------------
+
+CROP_FIX = "python -m data crop-borders DATASET OUT"
+MESSAGE_EXAMPLES = 3  # flagged class/side rows named in a message
+
+
+def border_skip_reason(features: pd.DataFrame) -> str:
+    """Why the border audit cannot run ("" when it can)."""
+    missing = [c for c in border_columns() if c not in features]
+    if missing:
+        return f"the features lack border columns {missing[:3]}; recompute them (data.features)"
+    usable = features.loc[features["error"] == ""] if "error" in features else features
+    if usable["label"].nunique() < 2:
+        return "the dataset has one class; border shares compare classes"
+    return ""
+
+
+def audit_border_artifacts(
+    features: pd.DataFrame, *, alpha: float, min_share_difference: float, max_examples: int = 12
+) -> Finding:
+    """Fail when one class's share of a border strip or line on a side differs from the rest."""
+    table = compare_border_shares(features, alpha=alpha, min_share_difference=min_share_difference)
+    flagged = table.loc[table["is_flagged"]] if len(table) else table
+    if flagged.empty:
+        summary = (
+            "no class differs from the others in its share of border strips or lines "
+            f"(Fisher exact p < {alpha:g} Bonferroni-corrected and share difference >= "
+            f"{min_share_difference:.2f})"
+        )
+    else:
+        shown = "; ".join(
+            describe_border(row) for _, row in flagged.head(MESSAGE_EXAMPLES).iterrows()
+        )
+        more = len(flagged) - MESSAGE_EXAMPLES
+        summary = (
+            f"{len(flagged)} class/side border differences: {shown}"
+            f"{f'; and {more} more' if more > 0 else ''}; thresholds: p < {alpha:g} "
+            f"(border_alpha, Bonferroni over {table['label'].nunique()} classes x 4 sides) and "
+            f"share difference >= {min_share_difference:.2f} (border_min_share_difference); "
+            f"fix: a model can tell the class by its border: {CROP_FIX}"
+        )
+    return Finding(
+        rule="border-artifacts",
+        title="No class stands out by a border strip or thin line",
+        passed=flagged.empty,
+        summary=summary,
+        count=len(flagged),
+        examples=border_examples(features, flagged, limit=max_examples),
+        details={"shares": table.to_dict(orient="records")},
+    )

@@ -17,6 +17,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from data.findings import Finding
+
 SPLIT_ORDER = ("train", "valid", "test")  # display order of splits in messages
 _BLOCK_BYTES = 64 * 2**20  # one float32 block of the similarity product (as data/neardup.py)
 
@@ -188,3 +190,129 @@ def find_scenes_across_splits(
     )
     summary.attrs["held_out_images"] = int(summary["held_out_images"].sum())
     return summary
+
+
+# --- audits: Finding builders (called by audits/test_groups.py) ------------------------------
+
+SPLIT_FIX = "python -m data split DATASET --by group"
+SCENE_SPLIT_FIX = "python -m data split DATASET --by scene"
+MESSAGE_EXAMPLES = 3  # offenders named in a message; the report shows them all
+
+
+def group_skip_reason(manifest: pd.DataFrame) -> str:
+    """Why the group-leakage audit cannot run ("" when it can)."""
+    if not (manifest["group"] != "").any():
+        return (
+            "no groups given (no group column in the CSV, no splitsafe-lineage.csv): "
+            "the scene-leakage audit infers scenes instead"
+        )
+    splits = sorted(s for s in manifest["split"].unique() if s)
+    if len(splits) < 2:
+        return f"the dataset has {len(splits)} split(s) ({', '.join(splits) or 'not split yet'})"
+    return ""
+
+
+def scene_skip_reason(features: pd.DataFrame, split_pair) -> str:
+    """Why the scene-leakage audit cannot run for ``split_pair`` ("" when it can)."""
+    if "descriptor" not in features:
+        return "the features have no descriptor column to infer scenes from"
+    if len(features) and (features["group"] != "").all():
+        return "every image has a given group: the group-leakage audit covers them"
+    present = set(features["split"])
+    missing = [s for s in split_pair if s not in present]
+    if missing:
+        return f"the dataset has no {' or '.join(repr(s) for s in missing)} split"
+    return ""
+
+
+def audit_group_leakage(manifest: pd.DataFrame) -> Finding:
+    """Fail when a given group (scene, video, source image) has images in two splits."""
+    leaks = find_groups_across_splits(manifest)
+    images = int(leaks["images"].sum())
+    if leaks.empty:
+        summary = "every group lies within one split"
+    else:
+        shown = "; ".join(
+            f"group {row.group!r} ({row.counts}: {row.path_a}, {row.path_b})"
+            for row in leaks.head(MESSAGE_EXAMPLES).itertuples()
+        )
+        more = len(leaks) - MESSAGE_EXAMPLES
+        summary = (
+            f"{len(leaks)} groups have images in more than one split ({images} images), "
+            f"e.g. {shown}{f'; and {more} more' if more > 0 else ''}; "
+            f"fix: keep each group on one side ({SPLIT_FIX})"
+        )
+    return Finding(
+        rule="group-leakage",
+        title="No group (scene, video, source image) crosses splits",
+        passed=leaks.empty,
+        summary=summary,
+        count=len(leaks),
+        examples=leaks,
+        details={
+            "groups": int(manifest.loc[manifest["group"] != "", "group"].nunique()),
+            "leaking_groups": len(leaks),
+            "images_in_leaking_groups": images,
+        },
+    )
+
+
+def scene_statistics(features: pd.DataFrame, scenes: pd.Series) -> dict:
+    """Counts that tell whether scene inference chained too much (JSON-serialisable)."""
+    sizes = scenes.value_counts()
+    largest = sizes.index[0] if len(sizes) else None
+    label = features.loc[scenes == largest, "label"].iloc[0] if largest is not None else ""
+    label_images = int((features["label"] == label).sum()) if label else 0
+    return {
+        "scenes": int(len(sizes)),
+        "scenes_with_several_images": int((sizes > 1).sum()),
+        "links": int(scenes.attrs.get("links", 0)),
+        "largest_scene_images": int(sizes.iloc[0]) if len(sizes) else 0,
+        "largest_scene_label": str(label),
+        "largest_scene_label_images": label_images,
+    }
+
+
+def audit_scene_leakage(
+    features: pd.DataFrame,
+    scenes: pd.Series,
+    *,
+    held_out: str,
+    reference: str,
+    similarity: float,
+) -> Finding:
+    """Fail when an inferred scene has images in both ``held_out`` and ``reference``."""
+    leaks = find_scenes_across_splits(features, scenes, held_out=held_out, reference=reference)
+    images = int(leaks.attrs["held_out_images"])
+    statistics = scene_statistics(features, scenes)
+    largest = (
+        f"largest scene: {statistics['largest_scene_images']} of "
+        f"{statistics['largest_scene_label_images']} {statistics['largest_scene_label']} images"
+    )
+    if leaks.empty:
+        summary = (
+            f"no inferred scene has images in both {held_out} and {reference} "
+            f"({statistics['scenes']} scenes, {largest}; scene_similarity={similarity:.2f})"
+        )
+    else:
+        shown = "; ".join(
+            f"{row.label} scene of {row.images} images: {row.path_a} ~ {row.path_b}"
+            for row in leaks.head(MESSAGE_EXAMPLES).itertuples()
+        )
+        more = len(leaks) - MESSAGE_EXAMPLES
+        summary = (
+            f"{images} {held_out} images belong to {len(leaks)} inferred scenes that also have "
+            f"{reference} images (chains of images of one label with descriptor "
+            f"|cos| >= {similarity:.2f}), e.g. {shown}{f'; and {more} more' if more > 0 else ''}"
+            f"; {largest}; threshold scene_similarity={similarity:.2f}; "
+            f"fix: keep each scene on one side ({SCENE_SPLIT_FIX})"
+        )
+    return Finding(
+        rule="scene-leakage",
+        title=f"No inferred scene has images in both {held_out} and {reference}",
+        passed=leaks.empty,
+        summary=summary,
+        count=images,
+        examples=leaks,
+        details={**statistics, "leaking_scenes": len(leaks), "held_out_images": images},
+    )

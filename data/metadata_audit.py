@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from data.border_audit import SIDES
+from data.findings import Finding
 
 CATEGORICAL_FEATURES = ("format", "mode")
 NUMERIC_FEATURES = (
@@ -408,3 +409,122 @@ def plot_property_distributions(
     )
     grid.set_titles("{col_name}")
     return figure_to_png(grid)
+
+
+# --- audits: Finding builders (called by audits/test_metadata.py) ----------------------------
+
+_ADVICE = {  # what to do when a feature carries the label
+    "border": "crop the borders (python -m data crop-borders DATASET OUT)",
+    "size": "resize every image to one size before training (or check where each class came from)",
+    "file": "re-encode every image alike (one format, one quality)",
+    "color": "check each class's sources: grayscale sketches or a dark movie are learnable by "
+    "colour alone",
+}
+
+
+def _advice(feature: str) -> str:
+    if feature.startswith("border_"):
+        return _ADVICE["border"]
+    if feature in {"width", "height", "aspect"}:
+        return _ADVICE["size"]
+    if feature in {"file_size", "format", "mode"}:
+        return _ADVICE["file"]
+    return _ADVICE["color"]
+
+
+def audit_metadata_shortcut(
+    features: pd.DataFrame, *, max_gain: float, folds: int, seed: int = 0
+) -> Finding:
+    """Fail when metadata alone predicts the label ``max_gain`` better than the baseline."""
+    result = find_metadata_shortcut(features, folds=folds, seed=seed)
+    top = result.top_features()
+    carried = ", ".join(
+        f"{row.feature} ({row.importance:.2f})"
+        for row in result.importances.head(3).itertuples()
+        if row.feature in top
+    )
+    sample = (
+        f"{result.rows_used:,} of {result.rows:,} images, a stratified subsample"
+        if result.is_subsampled
+        else f"{result.rows:,} images"
+    )
+    score = (
+        f"balanced accuracy {result.balanced_accuracy:.2f} vs {result.baseline:.2f} majority "
+        f"baseline (gain {result.gain:.2f}; {len(result.fold_scores)}-fold CV on {sample})"
+    )
+    passed = result.gain <= max_gain
+    if passed:
+        summary = f"metadata alone predicts the label no better than allowed: {score}"
+        if carried:
+            summary += f"; strongest features {carried}"
+    else:
+        advice = "; ".join(dict.fromkeys(_advice(f) for f in top)) or _ADVICE["color"]
+        summary = (
+            f"metadata alone predicts the label: {score} > metadata_max_gain {max_gain:.2f}; "
+            f"carried by {carried or 'several features together'}; fix: {advice}"
+        )
+    return Finding(
+        rule="metadata-shortcut",
+        title="Metadata alone does not predict the label",
+        passed=passed,
+        summary=summary,
+        count=0 if passed else len(top),
+        examples=result.importances,
+        details={
+            "balanced_accuracy": result.balanced_accuracy,
+            "baseline": result.baseline,
+            "gain": result.gain,
+            "fold_scores": list(result.fold_scores),
+            "rows": result.rows,
+            "rows_used": result.rows_used,
+            "top_features": top,
+        },
+    )
+
+
+def drift_skip_reason(features: pd.DataFrame, pairs) -> str:
+    """Why the drift report cannot run ("" when some pair of splits is present)."""
+    present = set(features["split"]) - {""}
+    if any(a in present and b in present for a, b in pairs):
+        return ""
+    return f"no pair of splits to compare (splits present: {', '.join(sorted(present)) or 'none'})"
+
+
+def audit_property_drift(features: pd.DataFrame, *, pairs, alpha: float, seed: int = 0) -> Finding:
+    """Report (never fail) properties whose distribution differs between splits."""
+    table = find_property_drift(features, pairs=pairs, alpha=alpha)
+    drifted = table.loc[table["is_drifted"]]
+    if drifted.empty:
+        summary = f"no property differs between splits (KS test, p < {alpha:g} Bonferroni)"
+    else:
+        shown = "; ".join(
+            f"{row.property} {row.held_out} vs {row.reference} (KS {row.statistic:.2f}, median "
+            f"{row.held_out_median:.4g} vs {row.reference_median:.4g})"
+            for row in drifted.head(4).itertuples()
+        )
+        more = len(drifted) - 4
+        summary = (
+            f"{len(drifted)} property/split differences: {shown}"
+            f"{f'; and {more} more' if more > 0 else ''} (KS test, p < {alpha:g} Bonferroni, "
+            "drift_alpha); reported, not failed: check that held-out images come from the "
+            "same sources as training"
+        )
+    # Draw the properties that differ most (all when none differs), at most four panels.
+    strongest = table.sort_values("statistic", ascending=False)["property"]
+    drawn = list(dict.fromkeys(strongest))[:4]
+    figures = {}
+    if drawn:
+        figures["Property distributions by split"] = plot_property_distributions(
+            features, drawn, seed=seed
+        )
+    return Finding(
+        rule="property-drift",
+        title="Image properties are alike across splits",
+        passed=True,
+        warning=not drifted.empty,
+        summary=summary,
+        count=len(drifted),
+        examples=table,
+        figures=figures,
+        details={"tests": len(table), "drifted": len(drifted)},
+    )

@@ -23,6 +23,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from data.findings import Finding
+
 QUALITY_FLAGS = ("dark", "light", "low_information", "blurry", "tiny", "odd_aspect")
 
 
@@ -140,3 +142,64 @@ def flagged_examples(
     result = chosen.loc[:, columns].assign(flags=names.reindex(chosen.index).fillna(""))
     result = result.loc[:, ["path", "label", "split", "flags", *columns[3:]]]
     return result.sort_values(["label", "path"], ignore_index=True)
+
+
+# --- audits: Finding builders (called by audits/test_quality.py) -----------------------------
+
+MESSAGE_EXAMPLES = 3  # images named in a message
+
+
+def audit_image_quality(
+    features: pd.DataFrame,
+    *,
+    thresholds: dict,
+    fail_on: tuple[str, ...],
+    max_share: float,
+) -> Finding:
+    """Fail when a class's share of images with a flag in ``fail_on`` exceeds ``max_share``.
+
+    ``thresholds`` holds the keyword arguments of :func:`flag_quality`. Flags outside
+    ``fail_on`` over ``max_share`` in a class make the finding a warning.
+    """
+    flags = flag_quality(features, **thresholds)
+    shares = quality_shares(flags, features["label"], fail_on=fail_on)
+    failing = shares.loc[shares["failing_share"] > max_share]
+    reported = [f for f in QUALITY_FLAGS if f not in fail_on]
+    noted = {f: int(flags[f].sum()) for f in reported if (shares[f] > max_share).any()}
+    failing_names = ", ".join(fail_on) or "none"
+    if failing.empty:
+        summary = f"no class has more than {max_share:.0%} of images flagged {failing_names}"
+        examples = flagged_examples(features, flags, fail_on=tuple(noted))
+    else:
+        in_failing = features["label"].isin(failing["label"])
+        examples = flagged_examples(
+            features.loc[in_failing], flags.loc[in_failing], fail_on=fail_on
+        )
+        classes = "; ".join(
+            f"{row['label']} {row['failing_share']:.0%} of {row['images']} ("
+            + ", ".join(f"{f} {row[f]:.0%}" for f in fail_on if row[f] > 0)
+            + ")"
+            for _, row in failing.iterrows()
+        )
+        shown = ", ".join(
+            f"{row.path} ({row.flags})" for row in examples.head(MESSAGE_EXAMPLES).itertuples()
+        )
+        summary = (
+            f"{len(failing)} class(es) with more than {max_share:.0%} of images flagged "
+            f"{failing_names}: {classes}; e.g. {shown}; threshold quality_max_share "
+            f"{max_share:.2f} over quality_fail_on ({failing_names}), flag thresholds "
+            "quality_*; fix: drop or replace these frames (review them in the report)"
+        )
+    if noted:
+        summary += "; also reported: " + ", ".join(f"{n} {f}" for f, n in noted.items())
+    counts = {f: int(flags[f].sum()) for f in QUALITY_FLAGS}
+    return Finding(
+        rule="image-quality",
+        title=f"No class has more than {max_share:.0%} of images flagged {failing_names}",
+        passed=failing.empty,
+        warning=bool(noted),
+        summary=summary,
+        count=int(flags.loc[:, list(fail_on)].any(axis=1).sum()) if fail_on else 0,
+        examples=examples,
+        details={"flag_counts": counts, "shares": shares.to_dict(orient="records")},
+    )

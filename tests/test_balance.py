@@ -141,3 +141,27 @@ def test_origin_distance_is_zero_for_equal_mixes_and_bounded(shares, scale):
     mix = find_origin_mix_outliers(make_manifest(spec), max_distance=0.35)
     assert mix["distance"].between(0.0, 1.0).all()
     assert mix.iloc[0]["label"] == "c0"
+
+
+def test_balance_and_origin_findings_name_classes_thresholds_and_carry_a_chart():
+    from data.balance import (
+        audit_class_balance,
+        audit_origin_mix,
+        balance_skip_reason,
+        origin_mix_skip_reason,
+    )
+
+    spec = upsampled(labels=("kiki", "totoro", "mononoke", "nemo"), internet_share=0.1)
+    spec[("train", "nemo", "internet", True)] = 400
+    manifest = make_manifest(spec)
+    assert balance_skip_reason(manifest) == "" and origin_mix_skip_reason(manifest) == ""
+    balance = audit_class_balance(manifest, max_ratio=3.0)
+    assert not balance.passed and balance.rule == "class-balance" and balance.count == 1
+    assert (
+        "train: nemo 461 vs kiki 67" in balance.summary and "balance_max_ratio" in balance.summary
+    )
+    assert next(iter(balance.figures.values())).startswith(b"\x89PNG")
+    mix = audit_origin_mix(manifest, max_distance=0.35)
+    assert not mix.passed and mix.rule == "origin-mix" and mix.count == 1
+    assert "nemo: internet" in mix.summary and "origin_mix_max_distance" in mix.summary
+    assert "no origins recorded" in origin_mix_skip_reason(manifest.assign(origin=""))

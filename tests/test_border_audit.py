@@ -150,3 +150,23 @@ def test_borders_independent_of_the_label_are_never_flagged(share, classes, per_
     mask = rng.random(len(features)) < share
     features = draw_border(features, mask, ["bottom"], width=6, offset=1, color="#111111")
     assert not compare_border_shares(features, **DEFAULTS)["is_flagged"].any()
+
+
+def test_border_finding_names_class_side_and_fix_and_is_quiet_on_a_shared_letterbox():
+    from data.border_audit import audit_border_artifacts, border_skip_reason
+
+    features = make_features()
+    lined = draw_border(
+        features, features["label"] == "laputa", ["left"], width=2, offset=3, color="#0a0a0a"
+    )
+    assert border_skip_reason(lined) == ""
+    finding = audit_border_artifacts(lined, **DEFAULTS, max_examples=4)
+    assert not finding.passed and finding.rule == "border-artifacts" and finding.count == 1
+    assert "laputa: 100% have a left border" in finding.summary
+    assert "python -m data crop-borders DATASET OUT" in finding.summary
+    assert len(finding.examples) == 4 and "border_left_width" in finding.examples
+    letterbox = draw_border(
+        features, features["label"] != "", ["top"], width=20, offset=0, color="#000000"
+    )
+    assert audit_border_artifacts(letterbox, **DEFAULTS).passed
+    assert "one class" in border_skip_reason(features.assign(label="x"))

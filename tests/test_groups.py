@@ -183,3 +183,45 @@ def test_scenes_kept_whole_are_quiet_and_moving_one_frame_is_found(scene_splits,
     reference = "train"
     leaks = find_scenes_across_splits(features, scenes, held_out=held_out, reference=reference)
     assert list(leaks["scene"]) == [scenes[position]]
+
+
+# --- Finding builders -----------------------------------------------------------------------
+
+
+def test_group_finding_names_group_paths_and_fix_and_skips_without_groups():
+    from data.groups import audit_group_leakage, group_skip_reason
+
+    manifest = pd.DataFrame(
+        {
+            "path": ["train/a/1.jpg", "valid/a/2.jpg", "train/b/3.jpg"],
+            "split": ["train", "valid", "train"],
+            "label": ["a", "a", "b"],
+            "group": ["scene-7", "scene-7", "scene-8"],
+        }
+    )
+    assert group_skip_reason(manifest) == ""
+    finding = audit_group_leakage(manifest)
+    assert not finding.passed and finding.rule == "group-leakage" and finding.count == 1
+    assert "'scene-7'" in finding.summary and "valid/a/2.jpg" in finding.summary
+    assert "python -m data split DATASET --by group" in finding.summary
+    clean = manifest.assign(split="train")
+    assert "1 split" in group_skip_reason(clean)
+    assert "no groups given" in group_skip_reason(manifest.assign(group=""))
+
+
+def test_scene_finding_counts_held_out_images_and_quotes_the_setting():
+    from data.groups import audit_scene_leakage, scene_skip_reason
+
+    features = make_features([["train", "valid", "train", "valid"], ["train"] * 3])
+    assert scene_skip_reason(features, ("valid", "train")) == ""
+    assert "'test'" in scene_skip_reason(features, ("test", "train"))
+    assert "given group" in scene_skip_reason(features.assign(group="g"), ("valid", "train"))
+    scenes = infer_scenes(features, similarity=0.8)
+    finding = audit_scene_leakage(
+        features, scenes, held_out="valid", reference="train", similarity=0.8
+    )
+    assert not finding.passed and finding.rule == "scene-leakage"
+    assert finding.count == 2 and finding.details["leaking_scenes"] == 1
+    assert "scene_similarity=0.80" in finding.summary and "--by scene" in finding.summary
+    assert "largest scene: 4 of 4 class0 images" in finding.summary
+    assert {"path_a", "path_b"} <= set(finding.examples.columns)

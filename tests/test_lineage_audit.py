@@ -92,3 +92,21 @@ def test_offenders_are_exactly_the_copies_that_moved(parents, copies):
     assert set(find_copies_outside_parent_split(manifest)["path"]) == expected_moved
     found = find_copies_in_held_out_splits(manifest, allowed_splits=("train",))
     assert set(found["path"]) == expected_held_out
+
+
+def test_findings_name_the_copy_its_parent_and_the_setting():
+    from data.lineage_audit import (
+        audit_copies_in_allowed_splits,
+        audit_copies_with_parent,
+        lineage_skip_reason,
+    )
+
+    manifest = make_manifest([*CLEAN, ("valid/s/a_gray.png", "valid", "train/s/a.png")])
+    assert lineage_skip_reason(manifest) == ""
+    moved = audit_copies_with_parent(manifest)
+    assert not moved.passed and moved.count == 1 and moved.rule == "augmentation-lineage"
+    assert "valid/s/a_gray.png (parent train/s/a.png in train)" in moved.summary
+    held_out = audit_copies_in_allowed_splits(manifest, allowed_splits=("train",))
+    assert "1 in valid" in held_out.summary and "augmented_allowed_splits" in held_out.summary
+    assert audit_copies_with_parent(make_manifest(CLEAN)).passed
+    assert "no augmented copies" in lineage_skip_reason(make_manifest(CLEAN[:1]))

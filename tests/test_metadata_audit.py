@@ -126,3 +126,30 @@ def test_random_splits_have_no_drift_and_missing_splits_are_skipped():
 def test_distribution_plot_is_a_png():
     png = plot_property_distributions(make_features(rows=300), ["brightness", "aspect"])
     assert png.startswith(b"\x89PNG") and len(png) > 5_000
+
+
+def test_shortcut_finding_names_the_feature_the_gain_and_the_fix():
+    from data.metadata_audit import audit_metadata_shortcut
+
+    features = make_features()
+    features["width"] = np.where(features["label"] == "class0", 1280, 640)
+    features["height"] = 480
+    finding = audit_metadata_shortcut(features, max_gain=0.15, folds=3)
+    assert not finding.passed and finding.rule == "metadata-shortcut"
+    assert finding.details["top_features"][0] in {"width", "aspect"}
+    assert "metadata_max_gain 0.15" in finding.summary and "resize" in finding.summary
+    assert audit_metadata_shortcut(make_features(), max_gain=0.15, folds=3).passed
+
+
+def test_drift_finding_is_a_warning_with_a_figure_never_a_failure():
+    from data.metadata_audit import audit_property_drift, drift_skip_reason
+
+    features = make_features(rows=900)
+    is_valid = features["split"] == "valid"
+    features.loc[is_valid, "contrast"] = features.loc[is_valid, "contrast"] + 40
+    finding = audit_property_drift(features, pairs=PAIRS, alpha=0.001)
+    assert finding.passed and finding.warning and finding.rule == "property-drift"
+    assert "contrast valid vs train" in finding.summary
+    assert next(iter(finding.figures.values())).startswith(b"\x89PNG")
+    assert drift_skip_reason(features, PAIRS) == ""
+    assert "no pair" in drift_skip_reason(features.assign(split="train"), PAIRS)

@@ -112,3 +112,21 @@ def test_dark_flag_is_exactly_brightness_below_the_threshold(brightness, dark):
     assert (flags["dark"].to_numpy() == (np.array(brightness) < dark)).all()
     shares = quality_shares(flags, features["label"], fail_on=("dark",))
     assert shares.loc[0, "failing_share"] == pytest.approx(np.mean(np.array(brightness) < dark))
+
+
+def test_quality_finding_names_the_failing_class_its_images_and_warns_on_other_flags():
+    from data.quality import audit_image_quality
+
+    features = make_features()
+    lisa = features.index[features["label"] == "lisa"]
+    features.loc[lisa[:8], "contrast"] = 2.0
+    features.loc[features.index[:3], "brightness"] = 250.0  # bart: 3 of 40 light, under 5%...
+    features.loc[features.index[:3], "contrast"] = 40.0
+    features["width"] = 28  # every image tiny: reported only
+    finding = audit_image_quality(features, thresholds=THRESHOLDS, fail_on=FAIL_ON, max_share=0.1)
+    assert not finding.passed and finding.rule == "image-quality" and finding.warning
+    assert "lisa 20% of 40 (low_information 20%)" in finding.summary
+    assert "train/lisa/000.jpg" in finding.summary and "quality_max_share" in finding.summary
+    assert set(finding.examples["label"]) == {"lisa"}
+    assert "120 tiny" in finding.summary
+    assert finding.count == 11
