@@ -169,7 +169,9 @@ def _gradcam_batch(model, layer, images, targets):
     was_training = model.training
     try:
         model.eval()
-        with torch.no_grad():  # restores the grad mode on exit, whatever the hook set
+        # no_grad restores the grad mode on exit, whatever the hook set; inference_mode(False)
+        # lets a caller inside torch.inference_mode() get maps too
+        with torch.inference_mode(False), torch.no_grad():
             logits = model(images)
             if len(captured) != 1:
                 raise ValueError(

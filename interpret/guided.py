@@ -75,8 +75,9 @@ def guided_backprop(model, images, targets=None, *, batch_size: int = DEFAULT_BA
     try:
         model.eval()
         for start in range(0, count, batch_size):
-            batch = images[start : start + batch_size].detach().to(device).requires_grad_(True)
-            with torch.enable_grad():
+            with torch.inference_mode(False), torch.enable_grad():
+                batch = images[start : start + batch_size].detach().to(device).clone()
+                batch.requires_grad_(True)
                 logits = model(batch)
                 if target_tensor is None:
                     chosen = logits.detach().argmax(dim=1)

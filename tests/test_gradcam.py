@@ -211,3 +211,17 @@ def test_gpu_maps_match_cpu_maps():
     on_cpu = gradcam(model, images)
     on_gpu = gradcam(model.cuda(), images)
     np.testing.assert_allclose(on_gpu, on_cpu, atol=1e-4)
+
+
+def test_works_inside_inference_mode():
+    from interpret.guided import guided_backprop
+
+    torch.manual_seed(0)
+    model = make_small_cnn()
+    expected = gradcam(model, torch.ones(2, 3, 16, 16))
+    with torch.inference_mode():
+        images = torch.ones(2, 3, 16, 16)
+        maps = gradcam(model, images)
+        gradients = guided_backprop(model, images)
+    np.testing.assert_allclose(maps, expected, atol=1e-6)
+    assert gradients.shape == (2, 3, 16, 16)
