@@ -461,6 +461,8 @@ def evaluate(args) -> str:
     source_duplicates = set(
         zip(source_matches["query_index"], source_matches["reference_index"], strict=True)
     )
+        zip(source_matches["query_index"], source_matches["reference_index"], strict=True)
+    )
     of_source = [
         (copies.loc[q, "source"], r) in source_duplicates
         for q, r in zip(false_pairs["query_index"], false_pairs["reference_index"], strict=True)
