@@ -224,6 +224,7 @@ def main(argv=None) -> int:
         "--no-pretrained",
         "--workers",
         "0",
+        "--allow-audit-failures",
         "--out",
         str(work / "cli"),
         "--report-dir",
@@ -257,8 +258,14 @@ def main(argv=None) -> int:
         f"| audit gate, cold feature cache ({gate_cold.status}) | {gate_cold_seconds:.2f} |",
         f"| audit gate, warm feature cache ({gate_warm.status}) | {gate_warm_seconds:.2f} |",
         f"| report (predict once, TTA, figures, Grad-CAM gallery) | {report_seconds:.2f} |",
-        f"| `python -m train` end to end (start-up, warm gate, epoch, report; exit "
+        f"| `python -m train --allow-audit-failures` end to end (start-up, warm gate, epoch, "
+        f"report; exit "
         f"{completed.returncode}) | {cli_seconds:.2f} |",
+        "",
+        "Audit gate on the generated data: "
+        + ("; ".join(f"{f['rule']} {f['status']}" for f in gate_warm.failures) or gate_warm.status)
+        + ". (A class colour shifts brightness, which the metadata-shortcut audit rightly "
+        "flags; the gate's time is what matters here.)",
         "",
     ]
     text = "\n".join(lines)

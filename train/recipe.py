@@ -246,11 +246,17 @@ def train(
         check_resumable(state, config)
     state["settings"] = config.as_dict()
     finished = {entry["stage"]: entry for entry in state["finished"]}
+    if not config.resume:
+        # A fresh run forgets the old state at once: its checkpoints are about to be rewritten,
+        # so a later --resume must not trust them. export.pkl stays until a stage replaces it.
+        write_state(out, state)
 
     set_seed(config.seed, reproducible=False)
     classes = table.loc[~table["is_valid"], "label"].nunique()
-    batch_size = state.get("batch_size") if config.resume and state.get("batch_size") else None
-    batch_size = batch_size or choose_batch_size(config, hardware, table, classes)
+    if config.batch_size is None and config.resume and state.get("batch_size"):
+        batch_size = state["batch_size"]  # --bs auto on resume: the size probed before
+    else:
+        batch_size = choose_batch_size(config, hardware, table, classes)
     state["batch_size"] = batch_size
     log(f"batch size {batch_size}")
 
