@@ -461,8 +461,6 @@ def evaluate(args) -> str:
     source_duplicates = set(
         zip(source_matches["query_index"], source_matches["reference_index"], strict=True)
     )
-        zip(source_matches["query_index"], source_matches["reference_index"], strict=True)
-    )
     of_source = [
         (copies.loc[q, "source"], r) in source_duplicates
         for q, r in zip(false_pairs["query_index"], false_pairs["reference_index"], strict=True)
@@ -471,7 +469,8 @@ def evaluate(args) -> str:
     lines.append(
         f"\nOf the {len(false_pairs)} false pairs at the default (flip=False), "
         f"{sum(of_source)} join a copy to a distractor that the unedited original itself "
-        f"matches ({len(source_matches)} such original-distractor pairs): the same scene in another frame, a real duplicate. "
+        f"matches ({len(source_matches)} such original-distractor pairs): "
+        "the same scene in another frame, a real duplicate. "
         f"Counting those as correct, precision is {adjusted:.4f}.\n"
     )
     false_pairs = false_pairs[~np.asarray(of_source, dtype=bool)]
