@@ -12,9 +12,19 @@ from data.groups import (
 
 
 @pytest.fixture(scope="module")
-def inferred_scenes(features, audit_config):
-    """Scene id per image (chains of near-similar images within a label), inferred once."""
-    return infer_scenes(features, similarity=audit_config.scene_similarity)
+def inferred_scenes(features, audit_config, request):
+    """Scene id per image (chains of near-similar images within a label), inferred once.
+
+    When the scene threshold is at least the near-duplicate one, the session's duplicate
+    pairs already hold every link: reuse them instead of searching again.
+    """
+    reusable = audit_config.scene_similarity >= audit_config.near_duplicate_similarity
+    return infer_scenes(
+        features,
+        similarity=audit_config.scene_similarity,
+        known_pairs=request.getfixturevalue("duplicate_pairs") if reusable else None,
+        known_pairs_similarity=audit_config.near_duplicate_similarity,
+    )
 
 
 @pytest.mark.audit_rule("group-leakage")

@@ -25,12 +25,28 @@ def border_columns() -> list[str]:
     return [f"border_{side}_{part}" for side in SIDES for part in ("width", "offset", "color")]
 
 
+def color_channels(colors) -> np.ndarray:
+    """RGB of ``#rrggbb`` strings, shape (n, 3), float64; NaN rows for "" or malformed entries.
+
+    Parses each distinct string once (a dataset has few border colours, many images).
+    """
+    codes, distinct = pd.factorize(pd.Series(colors, dtype=object).fillna(""))
+    parsed = np.full((len(distinct) + 1, 3), np.nan)  # last row: NaN for code -1
+    for position, text in enumerate(distinct):
+        if isinstance(text, str) and len(text) == 7 and text.startswith("#"):
+            try:
+                parsed[position] = [int(text[i : i + 2], 16) for i in (1, 3, 5)]
+            except ValueError:
+                pass
+    return parsed[codes]
+
+
 def median_color(colors) -> str:
     """Channel-wise median of ``#rrggbb`` strings ("" entries ignored); "" when none."""
-    values = [c for c in colors if isinstance(c, str) and len(c) == 7 and c.startswith("#")]
-    if not values:
+    channels = color_channels(colors)
+    channels = channels[~np.isnan(channels[:, 0])]
+    if not len(channels):
         return ""
-    channels = np.array([[int(c[i : i + 2], 16) for i in (1, 3, 5)] for c in values])
     red, green, blue = np.round(np.median(channels, axis=0)).astype(int)
     return f"#{red:02x}{green:02x}{blue:02x}"
 

@@ -22,7 +22,7 @@ _COLUMNS = ["path", "split", "parent", "parent_split", "label"]
 def _augmented(manifest: pd.DataFrame) -> pd.DataFrame:
     """Rows with a parent, with ``parent_split`` ("" when the parent is not in the manifest)."""
     copies = manifest.loc[manifest["parent"] != ""]
-    split_of = dict(zip(manifest["path"], manifest["split"], strict=True))
+    split_of = dict(zip(manifest["path"], manifest["split"], strict=True)) if len(copies) else {}
     parent_split = [split_of.get(parent, "") for parent in copies["parent"]]
     return copies.assign(parent_split=parent_split).loc[:, _COLUMNS]
 
@@ -50,7 +50,8 @@ def find_copies_outside_parent_split(manifest: pd.DataFrame) -> pd.DataFrame:
         augmentation, or kept outside the dataset).
     """
     copies = _augmented(manifest)
-    missing = copies["parent_split"].eq("") & ~copies["parent"].isin(manifest["path"])
+    paths = set(manifest["path"]) if len(copies) else set()
+    missing = pd.Series([p not in paths for p in copies["parent"]], index=copies.index, dtype=bool)
     offenders = copies.loc[~missing & (copies["split"] != copies["parent_split"])]
     offenders = offenders.sort_values("path", ignore_index=True)
     offenders.attrs["parent_missing"] = int(missing.sum())

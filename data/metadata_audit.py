@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from data.border_audit import SIDES
+from data.border_audit import SIDES, color_channels
 from data.findings import Finding
 
 CATEGORICAL_FEATURES = ("format", "mode")
@@ -93,15 +93,8 @@ class MetadataShortcut:
 
 def _color_gray(colors: pd.Series) -> np.ndarray:
     """ITU-R 601 luma of ``#rrggbb`` strings; -1 where there is no colour."""
-    text = colors.fillna("").astype(str)
-    valid = text.str.match(r"^#[0-9a-fA-F]{6}$").to_numpy()
-    gray = np.full(len(text), -1.0)
-    if valid.any():
-        channels = np.array(
-            [[int(c[i : i + 2], 16) for i in (1, 3, 5)] for c in text[valid]], dtype=float
-        )
-        gray[valid] = channels @ np.array([0.299, 0.587, 0.114])
-    return gray
+    gray = color_channels(colors.to_numpy()) @ np.array([0.299, 0.587, 0.114])
+    return np.where(np.isnan(gray), -1.0, gray)
 
 
 def metadata_table(features: pd.DataFrame) -> pd.DataFrame:

@@ -225,3 +225,26 @@ def test_scene_finding_counts_held_out_images_and_quotes_the_setting():
     assert "scene_similarity=0.80" in finding.summary and "--by scene" in finding.summary
     assert "largest scene: 4 of 4 class0 images" in finding.summary
     assert {"path_a", "path_b"} <= set(finding.examples.columns)
+
+
+def test_scenes_from_known_pairs_equal_the_searched_scenes():
+    features = make_features([["train"] * 12, ["valid"] * 8, ["train"] * 5], label_of=lambda s: "x")
+    features.loc[3, "error"] = "cannot decode"
+    # Every pair at |cos| >= 0.8, as the duplicate audits' pair table holds them.
+    vectors = np.stack(features["descriptor"]).astype(np.float32)
+    first, second = np.nonzero(np.triu(np.abs(vectors @ vectors.T) >= 0.8, k=1))
+    pairs = pd.DataFrame(
+        {
+            "path_a": features["path"].to_numpy()[first],
+            "path_b": features["path"].to_numpy()[second],
+            "similarity": np.abs(np.einsum("ij,ij->i", vectors[first], vectors[second])),
+        }
+    )
+    searched = infer_scenes(features, similarity=0.85)
+    reused = infer_scenes(features, similarity=0.85, known_pairs=pairs, known_pairs_similarity=0.8)
+    assert pd.crosstab(searched, reused).astype(bool).sum(axis=1).eq(1).all()
+    assert searched.nunique() == reused.nunique() > 3
+    assert reused.attrs["links"] == searched.attrs["links"]
+    # Below the pairs' threshold they cannot hold every link: the search runs instead.
+    looser = infer_scenes(features, similarity=0.5, known_pairs=pairs.iloc[:0])
+    assert looser.attrs["links"] > 0
