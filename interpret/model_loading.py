@@ -166,8 +166,11 @@ def _preprocess_from_dls(dls) -> Preprocess:
     for transform in list(getattr(dls, "after_item", [])) + list(getattr(dls, "after_batch", [])):
         name = type(transform).__name__
         if getattr(transform, "size", None) is not None and name != "Normalize":
-            value = transform.size
-            size = (int(value), int(value)) if np.isscalar(value) else tuple(int(v) for v in value)
+            value = transform.size  # fastai keeps (width, height) (``_process_sz``)
+            if np.isscalar(value):
+                size = (int(value), int(value))
+            else:
+                size = (int(value[1]), int(value[0]))
             method = str(getattr(transform, "method", "crop"))
         if name == "Normalize":
             mean = tuple(float(v) for v in np.asarray(transform.mean.cpu()).reshape(-1))

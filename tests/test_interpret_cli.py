@@ -155,7 +155,7 @@ def test_exported_fastai_learner_loads_with_vocab_size_and_runs_the_cli(tmp_path
         tmp_path / "data",
         train="train",
         valid="valid",
-        item_tfms=Resize(48),
+        item_tfms=Resize((32, 48)),
         bs=2,
         num_workers=0,
     )
@@ -163,7 +163,7 @@ def test_exported_fastai_learner_loads_with_vocab_size_and_runs_the_cli(tmp_path
     learner.export(tmp_path / "export.pkl")
     model, class_names, preprocess = load_model(tmp_path / "export.pkl", device="cpu")
     assert class_names == ["castle", "mermaid"]
-    assert preprocess.size == (48, 48) and preprocess.method == "crop"
+    assert preprocess.size == (32, 48) and preprocess.method == "crop"  # (height, width)
     assert preprocess.mean is None  # pretrained=False: fastai adds no Normalize
     assert not model.training
     image = tmp_path / "data" / "valid" / "castle" / "frame_0.png"
