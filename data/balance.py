@@ -181,7 +181,11 @@ def plot_class_counts(counts: pd.DataFrame) -> bytes:
     grid.set_titles("{col_name}")
     grid.set_axis_labels("class", "images")
     for axis in grid.axes.flat:
-        axis.tick_params(axis="x", labelrotation=45)
+        for label in axis.get_xticklabels():
+            label.set_rotation(30)
+            label.set_horizontalalignment("right")
+    if grid.legend is not None:
+        grid.legend.set_title("origin")
     return figure_to_png(grid)
 
 

@@ -385,23 +385,34 @@ def plot_property_distributions(
     ]
     drawn = usable.iloc[np.sort(np.concatenate(chosen))] if chosen else usable
     values = _property_values(drawn, properties).assign(split=drawn["split"].to_numpy())
-    long = values.melt(id_vars="split", var_name="property", value_name="value")
-    grid = sns.displot(
-        data=long,
-        x="value",
-        hue="split",
-        col="property",
-        col_wrap=min(4, max(len(properties), 1)),
-        kind="hist",
-        stat="density",
-        common_norm=False,
-        element="step",
-        bins=40,
-        facet_kws={"sharex": False, "sharey": False},
-        height=2.6,
-    )
-    grid.set_titles("{col_name}")
-    return figure_to_png(grid)
+    import matplotlib.pyplot as plt
+
+    columns = min(4, max(len(properties), 1))
+    rows = -(-len(properties) // columns) if properties else 1
+    figure, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.6 * rows), squeeze=False)
+    order = [s for s in ("train", "valid", "test") if s in set(values["split"])]
+    order += sorted(set(values["split"]) - set(order))
+    for number, axis in enumerate(axes.flat):
+        if number >= len(properties):
+            axis.set_visible(False)
+            continue
+        name = properties[number]
+        sns.histplot(  # own bins per property: sizes and brightness have unrelated ranges
+            data=values,
+            x=name,
+            hue="split",
+            hue_order=order,
+            stat="density",
+            common_norm=False,
+            element="step",
+            bins=40,
+            ax=axis,
+            legend=number == 0,
+        )
+        axis.set_title(name)
+        axis.set_xlabel("")
+    figure.tight_layout()
+    return figure_to_png(figure)
 
 
 # --- audits: Finding builders (called by audits/test_metadata.py) ----------------------------
