@@ -172,7 +172,12 @@ def _stratified_subsample(labels: pd.Series, *, max_rows: int, seed: int) -> np.
 
 
 def find_metadata_shortcut(
-    features: pd.DataFrame, *, folds: int, seed: int = 0, max_rows: int = MAX_CLASSIFIER_ROWS
+    features: pd.DataFrame,
+    *,
+    folds: int,
+    seed: int = 0,
+    max_rows: int = MAX_CLASSIFIER_ROWS,
+    columns: tuple[str, ...] | None = None,
 ) -> MetadataShortcut:
     """Cross-validated balanced accuracy of predicting ``label`` from metadata alone.
 
@@ -189,6 +194,10 @@ def find_metadata_shortcut(
     max_rows : int, keyword-only
         Above this many rows a stratified subsample is used (default
         :data:`MAX_CLASSIFIER_ROWS`; the gain of a shortcut is visible long before 4,000 rows).
+    columns : tuple of str, keyword-only
+        Metadata features to use, a subset of :data:`NUMERIC_FEATURES` and
+        :data:`CATEGORICAL_FEATURES`; default all. Leaving out ``brightness``, ``contrast``
+        and ``file_size`` keeps to properties of the file and its frame, not of the content.
 
     Returns
     -------
@@ -217,7 +226,13 @@ def find_metadata_shortcut(
     positions = _stratified_subsample(usable["label"], max_rows=max_rows, seed=seed)
     sample = usable.iloc[positions]
     table = metadata_table(sample)
-    table = table.loc[:, [c for c in table.columns if table[c].nunique(dropna=False) > 1]]
+    unknown = sorted(set(columns or ()) - set(table.columns))
+    if unknown:
+        raise ValueError(
+            f"unknown metadata feature(s) {unknown}; expected names from {list(table.columns)}"
+        )
+    chosen = [c for c in table.columns if columns is None or c in columns]
+    table = table.loc[:, [c for c in chosen if table[c].nunique(dropna=False) > 1]]
     labels = sample["label"].to_numpy()
     classes = int(usable["label"].nunique())
     folds = int(min(folds, sample["label"].value_counts().min()))
@@ -437,10 +452,15 @@ def _advice(feature: str) -> str:
 
 
 def audit_metadata_shortcut(
-    features: pd.DataFrame, *, max_gain: float, folds: int, seed: int = 0
+    features: pd.DataFrame,
+    *,
+    max_gain: float,
+    folds: int,
+    seed: int = 0,
+    columns: tuple[str, ...] | None = None,
 ) -> Finding:
     """Fail when metadata alone predicts the label ``max_gain`` better than the baseline."""
-    result = find_metadata_shortcut(features, folds=folds, seed=seed)
+    result = find_metadata_shortcut(features, folds=folds, seed=seed, columns=columns)
     top = result.top_features()
     carried = ", ".join(
         f"{row.feature} ({row.importance:.2f})"

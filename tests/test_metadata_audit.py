@@ -153,3 +153,16 @@ def test_drift_finding_is_a_warning_with_a_figure_never_a_failure():
     assert next(iter(finding.figures.values())).startswith(b"\x89PNG")
     assert drift_skip_reason(features, PAIRS) == ""
     assert "no pair" in drift_skip_reason(features.assign(split="train"), PAIRS)
+
+
+def test_chosen_columns_limit_the_classifier_and_unknown_names_are_rejected():
+    features = make_features()
+    codes = features["label"].str[-1].astype(int).to_numpy()
+    features["brightness"] = 50.0 + 60.0 * codes  # the palette tells the class
+    assert find_metadata_shortcut(features, folds=3).gain > 0.5
+    file_only = ("width", "height", "aspect", "format", "mode")
+    result = find_metadata_shortcut(features, folds=3, columns=file_only)
+    assert result.gain < 0.15
+    assert set(result.importances["feature"]) <= set(file_only)
+    with pytest.raises(ValueError, match="colour"):
+        find_metadata_shortcut(features, folds=3, columns=("colour",))
