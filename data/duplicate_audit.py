@@ -11,6 +11,11 @@ from __future__ import annotations
 import pandas as pd
 
 from data.findings import Finding
+from data.neardup import (
+    DEFAULT_CONFIRMED_SIMILARITY,
+    DEFAULT_CONFIRMING_PHASH_DISTANCE,
+    find_duplicates,
+)
 
 PAIR_COLUMNS = (
     "path_a",
@@ -30,6 +35,20 @@ PAIR_COLUMNS = (
 KIND_ORDER = {"exact": 0, "pixels": 1, "near": 2}
 SPLIT_FIX = "python -m data split DATASET --by group"
 MESSAGE_EXAMPLES = 3  # pairs named in a message; the report shows report_examples
+# A label conflict claims "the same picture": a near pair counts only when the pHash agrees
+# closely too. On simpsons-mnist (28x28), true re-encoded/shifted copies had pHash distance 0-8;
+# look-alike frames of different characters matched by descriptor had 14-30 (see
+# benchmarks/results/audits.md). Candidate for an AuditConfig key (label_conflict_phash_distance).
+LABEL_CONFLICT_PHASH_DISTANCE = 8
+
+
+def rule_text(similarity: float) -> str:
+    """The near-duplicate rule as the search applies it (data/neardup.py), for messages."""
+    return (
+        f"threshold |cosine| >= {similarity:.2f} (near_duplicate_similarity), or >= "
+        f"{DEFAULT_CONFIRMED_SIMILARITY:.2f} with pHash distance <= "
+        f"{DEFAULT_CONFIRMING_PHASH_DISTANCE}"
+    )
 
 
 def find_duplicate_pairs(
@@ -55,8 +74,6 @@ def find_duplicate_pairs(
         ``similarity`` (float, 0-1), ``phash_distance`` (int, 0-64), ``inverted``, ``flipped``
         (bool). Sorted by kind, then similarity descending, then paths.
     """
-    from data.neardup import find_duplicates
-
     usable = features[features["error"] == ""]
     if len(usable) < 2:
         return _empty_pairs()
@@ -208,8 +225,8 @@ def audit_cross_split_duplicates(
         summary = (
             f"{offenders} {query_split} images have a copy or near-duplicate in "
             f"{reference_split} ({len(found)} pairs: {_kind_counts(found)}), e.g. "
-            f"{_examples_text(found, max_examples)}; threshold similarity >= {similarity:.2f} "
-            f"(near_duplicate_similarity); fix: move or drop them ({SPLIT_FIX})"
+            f"{_examples_text(found, max_examples)}; {rule_text(similarity)}; "
+            f"fix: move or drop them ({SPLIT_FIX})"
         )
     return Finding(
         rule="near-duplicates",
@@ -223,12 +240,31 @@ def audit_cross_split_duplicates(
 
 
 def audit_label_conflicts(
-    pairs: pd.DataFrame, *, similarity: float, max_examples: int = 12
+    pairs: pd.DataFrame,
+    *,
+    similarity: float,
+    phash_distance: int = LABEL_CONFLICT_PHASH_DISTANCE,
+    max_examples: int = 12,
 ) -> Finding:
-    """Fail when the same content (exact, same pixels or near) appears under two labels."""
-    found = pairs[pairs["label_a"] != pairs["label_b"]].reset_index(drop=True)
+    """Fail when the same picture appears under two labels.
+
+    Exact copies and same-pixel copies always count; a near pair counts when its descriptor
+    ``|cosine|`` reaches ``similarity`` and its pHash distance is at most ``phash_distance``
+    (:data:`LABEL_CONFLICT_PHASH_DISTANCE`): both signals must agree before two labels are
+    called a conflict, since frames of one scene showing two characters look alike too.
+    """
+    is_copy = pairs["kind"].isin(["exact", "pixels"])
+    is_same_picture = (pairs["similarity"] >= similarity) & (
+        pairs["phash_distance"] <= phash_distance
+    )
+    found = pairs[(pairs["label_a"] != pairs["label_b"]) & (is_copy | is_same_picture)]
+    found = found.reset_index(drop=True)
+    rule = (
+        f"exact or same-pixel copies, or |cosine| >= {similarity:.2f} "
+        f"(near_duplicate_similarity) with pHash distance <= {phash_distance}"
+    )
     if not len(found):
-        summary = f"no image appears under two labels (similarity >= {similarity:.2f})"
+        summary = f"no image appears under two labels ({rule})"
     else:
         shown_count = min(max_examples, MESSAGE_EXAMPLES)
         shown = "; ".join(
@@ -239,8 +275,7 @@ def audit_label_conflicts(
         summary = (
             f"{len(found)} pairs of images show the same content under two labels "
             f"({_kind_counts(found)}; {distinct_sources(found)} distinct source pairs once "
-            f"augmented copies are grouped): {shown}{more}; "
-            f"threshold similarity >= {similarity:.2f} (near_duplicate_similarity); "
+            f"augmented copies are grouped): {shown}{more}; counted: {rule}; "
             "fix: keep the right label and delete the other copy"
         )
     return Finding(
@@ -282,7 +317,7 @@ def audit_duplicates_within_splits(
         summary = (
             f"{len(found)} pairs of images are duplicates within a split ({per_split}; "
             f"{_kind_counts(found)}), e.g. {_examples_text(found, max_examples)}; "
-            f"threshold similarity >= {similarity:.2f} (near_duplicate_similarity); "
+            f"{rule_text(similarity)}; "
             f"{'failing' if fail else 'reported only'} (fail_on_duplicates_within_split = "
             f"{str(fail).lower()}); fix: delete the extra copies"
         )
