@@ -323,7 +323,8 @@ def audit_scene_leakage(
         )
     else:
         shown = "; ".join(
-            f"{row.label} scene of {row.images} images: {row.path_a} ~ {row.path_b}"
+            f"{row.label} scene of {row.images} images ({held_out} {row.path_a}, "
+            f"{reference} {row.path_b})"
             for row in leaks.head(MESSAGE_EXAMPLES).itertuples()
         )
         more = len(leaks) - MESSAGE_EXAMPLES
