@@ -137,7 +137,9 @@ def test_error_rows_are_ignored_and_median_color_is_per_channel():
     assert median_color(["", None]) == ""
 
 
-@settings(max_examples=30, deadline=None)
+# A statistical property (false alarms have probability < 1e-3 per example): derandomised so
+# that CI never flakes; the examples are still drawn across the whole range.
+@settings(max_examples=30, deadline=None, derandomize=True)
 @given(
     share=st.floats(0.0, 1.0),
     classes=st.integers(2, 5),
