@@ -199,6 +199,26 @@ def _export(learn, out: Path) -> None:
         learn.add_cbs(speed_callbacks)
 
 
+def best_epoch_checkpoint(*, monitor: str, fname: str):
+    """fastai's ``SaveModelCallback`` (save the best epoch, load it back after the fit) that skips
+    the reload when the best epoch is the last one: the weights in memory are already those."""
+    from fastai.callback.tracker import SaveModelCallback
+
+    class BestEpochCheckpoint(SaveModelCallback):
+        best_epoch = -1
+
+        def after_epoch(self):
+            super().after_epoch()
+            if self.new_best:
+                self.best_epoch = self.epoch
+
+        def after_fit(self, **kwargs):
+            if self.best_epoch != self.n_epoch - 1:
+                super().after_fit(**kwargs)
+
+    return BestEpochCheckpoint(monitor=monitor, fname=fname)
+
+
 def find_learning_rate(learn) -> float:
     """``lr_find``'s valley suggestion for the learner as it stands (frozen or not)."""
     suggestion = learn.lr_find(show_plot=False)
@@ -234,7 +254,6 @@ def train(
         ``batch_size``.
     """
     from fastai.callback.progress import CSVLogger
-    from fastai.callback.tracker import SaveModelCallback
     from fastai.vision.all import set_seed
 
     from train.loaders import make_dataloaders
@@ -304,7 +323,7 @@ def train(
             max_lr,
             cbs=[
                 CSVLogger(fname=f"{STAGES_FOLDER}/{stage}-history.csv"),
-                SaveModelCallback(monitor=config.monitor, fname=f"best-{stage}"),
+                best_epoch_checkpoint(monitor=config.monitor, fname=f"best-{stage}"),
             ],
         )
         # SaveModelCallback has loaded the best epoch: its checkpoint is the stage's weights.
