@@ -166,3 +166,25 @@ def test_chosen_columns_limit_the_classifier_and_unknown_names_are_rejected():
     assert set(result.importances["feature"]) <= set(file_only)
     with pytest.raises(ValueError, match="colour"):
         find_metadata_shortcut(features, folds=3, columns=("colour",))
+
+
+def test_small_samples_raise_the_limit_to_three_standard_errors_of_luck():
+    from data.metadata_audit import MetadataShortcut, shortcut_limit
+
+    def result(rows, classes, gain):
+        baseline = 1 / classes
+        return MetadataShortcut(
+            balanced_accuracy=baseline + gain,
+            baseline=baseline,
+            gain=gain,
+            fold_scores=(baseline + gain,) * 3,
+            classes=classes,
+            rows=rows,
+            rows_used=rows,
+            importances=pd.DataFrame(columns=["feature", "importance", "std"]),
+        )
+
+    tiny = result(36, 2, 0.2)
+    assert tiny.noise == pytest.approx(np.sqrt(0.25 / 36))
+    assert shortcut_limit(tiny, max_gain=0.15) == pytest.approx(3 * np.sqrt(0.25 / 36))
+    assert shortcut_limit(result(2_000, 10, 0.2), max_gain=0.15) == 0.15
