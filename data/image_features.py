@@ -51,7 +51,7 @@ from data.decode import (
 from data.hashing import DESCRIPTOR_DTYPE, DESCRIPTOR_SIDE, image_hashes
 
 # Bump when any feature's computation changes: cached rows of other versions are not reused.
-FEATURE_VERSION = f"1-side{MIN_DECODE_SIDE}-descriptor{DESCRIPTOR_SIDE}"
+FEATURE_VERSION = f"2-side{MIN_DECODE_SIDE}-descriptor{DESCRIPTOR_SIDE}"
 SHARPNESS_SIDE = 128  # short side (px) of the gray image the Laplacian variance is measured on
 GRAYSCALE_TOLERANCE = 8  # channel spread (0-255) that JPEG chroma noise can give a gray image
 GRAYSCALE_MAX_SHARE = 0.01  # share of pixels allowed above the tolerance (a coloured speck)
@@ -96,51 +96,59 @@ _FLOAT_COLUMNS = ("brightness", "contrast", "sharpness", "entropy")
 # --- the pure part: one decoded image -> feature values -------------------------------------
 
 
-def image_statistics(
-    gray: np.ndarray, rgb: np.ndarray, *, histogram=None, sharpness_gray: np.ndarray | None = None
-) -> dict:
-    """Brightness, contrast, entropy, sharpness and grayscale flag of one image.
+def gray_statistics(histogram: Sequence[int]) -> dict:
+    """Brightness, contrast and entropy of a gray image from its 256-bin histogram.
 
     Parameters
     ----------
-    gray : numpy.ndarray, shape (height, width), uint8
-    rgb : numpy.ndarray, shape (height, width, 3), uint8
-        The same image in colour.
-    histogram : sequence of 256 counts, optional
-        The gray histogram if already known (PIL's ``Image.histogram()``, faster than numpy).
-    sharpness_gray : numpy.ndarray, optional
-        ``gray`` already resized to a ``SHARPNESS_SIDE`` px short side.
+    histogram : sequence of 256 counts
+        PIL's ``Image.histogram()`` of the mode ``L`` image (one C pass over the pixels).
 
     Returns
     -------
     dict
         ``brightness`` (mean gray, 0-255), ``contrast`` (std of gray, 0-255), ``entropy``
-        (bits, 0-8, of the 256-bin gray histogram), ``sharpness`` (variance of the 4-neighbour
-        Laplacian of gray resized to a ``SHARPNESS_SIDE`` px short side, so images of any size
-        compare), ``is_grayscale`` (at most ``GRAYSCALE_MAX_SHARE`` of pixels with a channel
-        spread above ``GRAYSCALE_TOLERANCE``; measured on every other pixel).
+        (bits, 0-8, of the 256-bin gray histogram).
     """
-    if sharpness_gray is None:
-        sharpness_gray = np.asarray(resize_short_side(Image.fromarray(gray)))
-    histogram = np.bincount(gray.reshape(-1), minlength=256) if histogram is None else histogram
-    histogram = np.asarray(histogram, dtype=np.float64)
-    total = histogram.sum()
-    levels = np.arange(256, dtype=np.float64)
-    mean = float(histogram @ levels / total)
-    variance = float(histogram @ (levels - mean) ** 2 / total)
-    probabilities = histogram[histogram > 0] / total
-    entropy = float(-(probabilities * np.log2(probabilities)).sum())
-    sample = rgb[::2, ::2]
-    red, green, blue = sample[..., 0], sample[..., 1], sample[..., 2]
-    spread = np.maximum(np.maximum(red, green), blue) - np.minimum(np.minimum(red, green), blue)
-    colourful = np.count_nonzero(spread > GRAYSCALE_TOLERANCE)
+    counts = np.asarray(histogram, dtype=np.float64)
+    total = counts.sum()
+    mean = float(counts @ _LEVELS / total)
+    variance = float(counts @ (_LEVELS - mean) ** 2 / total)
+    probabilities = counts[counts > 0] / total
     return {
         "brightness": mean,
         "contrast": math.sqrt(max(variance, 0.0)),
-        "is_grayscale": bool(colourful <= GRAYSCALE_MAX_SHARE * spread.size),
-        "sharpness": laplacian_variance(sharpness_gray),
-        "entropy": entropy,
+        "entropy": float(-(probabilities * np.log2(probabilities)).sum()),
     }
+
+
+_LEVELS = np.arange(256, dtype=np.float64)
+
+
+def is_grayscale(rgb: np.ndarray) -> bool:
+    """True when at most ``GRAYSCALE_MAX_SHARE`` of pixels have a channel spread (max - min)
+    above ``GRAYSCALE_TOLERANCE``; measured on every other pixel of every other row.
+
+    Parameters
+    ----------
+    rgb : numpy.ndarray, shape (height, width, 3), uint8
+
+    Notes
+    -----
+    The first rows of the sample are counted first: a colour image usually exceeds the
+    allowed count there, and the rest is then not looked at (the answer cannot change).
+    """
+    sample = rgb[::2, ::2]
+    allowed = GRAYSCALE_MAX_SHARE * sample.shape[0] * sample.shape[1]
+    colourful = 0
+    first_rows = max(1, sample.shape[0] // 8)
+    for block in (sample[:first_rows], sample[first_rows:]):
+        red, green, blue = block[..., 0], block[..., 1], block[..., 2]
+        spread = np.maximum(np.maximum(red, green), blue) - np.minimum(np.minimum(red, green), blue)
+        colourful += np.count_nonzero(spread > GRAYSCALE_TOLERANCE)
+        if colourful > allowed:
+            return False
+    return True
 
 
 def resize_short_side(gray_image: Image.Image, side: int = SHARPNESS_SIDE) -> Image.Image:
@@ -158,23 +166,36 @@ def laplacian_variance(gray: np.ndarray) -> float:
     """Variance of the 4-neighbour Laplacian of a gray array (float, 0 for tiny arrays).
 
     Call it on the gray image at a fixed short side (:func:`resize_short_side`): the variance
-    depends on scale, so only values at one scale compare.
+    depends on scale, so only values at one scale compare. Computed exactly: the Laplacian of
+    uint8 values fits int16, its sums are exact in float64.
     """
-    values = gray.astype(np.float32)
+    values = gray.astype(np.int16)
     laplacian = (
         values[1:-1, :-2] + values[1:-1, 2:] + values[:-2, 1:-1] + values[2:, 1:-1]
-    ) - 4.0 * values[1:-1, 1:-1]
-    return float(laplacian.var()) if laplacian.size else 0.0
+    ) - 4 * values[1:-1, 1:-1]
+    if not laplacian.size:
+        return 0.0
+    flat = laplacian.reshape(-1).astype(np.float64)
+    mean = flat.sum() / flat.size
+    # np.square().sum(), not flat @ flat: a BLAS dot this long wakes OpenBLAS's thread pool,
+    # which costs milliseconds on a busy machine.
+    return float(max(np.square(flat).sum() / flat.size - mean * mean, 0.0))
 
 
 def analyse_decoded(decoded: DecodedImage) -> dict:
-    """All feature values of one decoded image (every column but ``error``)."""
+    """All feature values of one decoded image (every column but ``error``).
+
+    Work per image, each step one C call over the pixels where possible: one copy of the RGB
+    pixels (digest, grayscale flag, the border bands), one gray conversion (histogram
+    statistics), one bilinear resize of gray to a ``SHARPNESS_SIDE`` px short side (sharpness,
+    and the input of the hashes, which shrink to 32x32, 9x8 and 32x32 anyway).
+    """
     image = decoded.image
     rgb = np.asarray(image)
-    gray_image = image.convert("L")
-    gray = np.asarray(gray_image)
     digest = hashlib.sha256(f"{decoded.width}x{decoded.height}/{decoded.decode_scale}:".encode())
-    digest.update(np.ascontiguousarray(rgb))
+    digest.update(rgb)
+    gray_image = image.convert("L")
+    small_gray = resize_short_side(gray_image)
     values = {
         "file_size": decoded.file_size,
         "format": decoded.format,
@@ -186,17 +207,14 @@ def analyse_decoded(decoded: DecodedImage) -> dict:
         "pixel_digest": digest.hexdigest(),
         "decode_scale": decoded.decode_scale,
     }
-    # One gray image at a 128 px short side serves the Laplacian and the hashes (which shrink
-    # to 32x32, 9x8 and 16x16 anyway): cheaper than hashing the decode-scale image.
-    small_gray = resize_short_side(gray_image) if min(gray_image.size) > SHARPNESS_SIDE else None
-    values.update(image_hashes(small_gray or gray_image))
-    sharpness_gray = np.asarray(small_gray or resize_short_side(gray_image))
-    values.update(
-        image_statistics(gray, rgb, histogram=gray_image.histogram(), sharpness_gray=sharpness_gray)
-    )
+    # Images smaller than SHARPNESS_SIDE are hashed as they are, not upscaled.
+    values.update(image_hashes(small_gray if min(gray_image.size) > SHARPNESS_SIDE else gray_image))
+    values.update(gray_statistics(gray_image.histogram()))
+    values["is_grayscale"] = is_grayscale(rgb)
+    values["sharpness"] = laplacian_variance(np.asarray(small_gray))
     values.update(profile_borders(rgb, scale=decoded.decode_scale))
     values["error"] = ""
-    return values
+    return {column: values[column] for column in FEATURE_COLUMNS}
 
 
 # --- one file, never raising ----------------------------------------------------------------
@@ -246,13 +264,17 @@ def analyse_file(path: str | bytes, *, file_size: int = 0, time_limit: float = 0
 
 def _analyse_chunk(
     jobs: list[tuple[int, str | bytes, int]], time_limit: float
-) -> list[tuple[int, dict]]:
-    """Worker entry point: analyse ``(position, path, size)`` jobs in order."""
+) -> tuple[list[tuple[int, dict]], float]:
+    """Worker entry point: analyse ``(position, path, size)`` jobs in order.
+
+    Returns the ``(position, values)`` rows and the CPU seconds this process spent on them.
+    """
+    started = time.process_time()
     previous = None
     if time_limit > 0 and threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGALRM, _raise_time_limit)
     try:
-        return [
+        rows = [
             (
                 position,
                 analyse_file(
@@ -264,6 +286,7 @@ def _analyse_chunk(
     finally:
         if previous is not None:
             signal.signal(signal.SIGALRM, previous)
+    return rows, time.process_time() - started
 
 
 # --- the table: manifest in, features out ---------------------------------------------------
@@ -319,7 +342,10 @@ def features(
     pandas.DataFrame
         A copy of ``manifest`` (same index and columns) plus the columns of
         :data:`FEATURE_COLUMNS` (types in ARCHITECTURE.md). ``attrs["feature_counts"]``:
-        ``{"cached", "computed", "errors", "total"}`` for this call.
+        ``{"cached", "computed", "errors", "total"}`` for this call; ``attrs["feature_timing"]``:
+        ``{"processes"`` (1, or the pool's workers), ``"analysis_cpu_seconds"`` (CPU time the
+        analysing processes spent decoding and computing, summed over workers; excludes this
+        process's share when a pool ran), ``"wall_seconds"}``.
     """
     if "path" not in manifest.columns:
         raise ValueError(
@@ -356,6 +382,8 @@ def features(
         else None
     )
     counts = {"cached": 0, "computed": 0, "errors": 0, "total": len(manifest)}
+    timing = {"processes": 1, "analysis_cpu_seconds": 0.0, "wall_seconds": 0.0}
+    started = time.perf_counter()
     try:
         if cache is not None:
             found = cache.lookup(key for key in keys if key is not None)
@@ -375,6 +403,7 @@ def features(
             time_limit=time_limit,
             cache=cache,
             keys=keys,
+            timing=timing,
         ):
             rows[position] = values
             counts["computed"] += 1
@@ -385,10 +414,12 @@ def features(
     counts["errors"] = int((table["error"] != "").sum())
     table.attrs = dict(manifest.attrs)
     table.attrs["feature_counts"] = counts
+    timing["wall_seconds"] = time.perf_counter() - started
+    table.attrs["feature_timing"] = timing
     return table
 
 
-def _compute(pending, *, workers, progress, time_limit, cache, keys):
+def _compute(pending, *, workers, progress, time_limit, cache, keys, timing):
     """Yield ``(position, values)`` of pending jobs; store finished rows in the cache in batches."""
     if not pending:
         return
@@ -407,7 +438,10 @@ def _compute(pending, *, workers, progress, time_limit, cache, keys):
         batch, last_commit = [], time.monotonic()
 
     try:
-        for results in _run_chunks(pending, workers=workers, time_limit=time_limit):
+        for results, cpu_seconds in _run_chunks(
+            pending, workers=workers, time_limit=time_limit, timing=timing
+        ):
+            timing["analysis_cpu_seconds"] += cpu_seconds
             for position, values in results:
                 transient = values.pop("_transient", False)
                 if cache is not None and not transient:
@@ -424,13 +458,14 @@ def _compute(pending, *, workers, progress, time_limit, cache, keys):
         bar.close()
 
 
-def _run_chunks(pending, *, workers: int, time_limit: float):
-    """Yield lists of ``(position, values)``; in this process or in a process pool."""
+def _run_chunks(pending, *, workers: int, time_limit: float, timing: dict):
+    """Yield ``(rows, cpu_seconds)`` per chunk of jobs; in this process or in a process pool."""
     if workers == 1 or len(pending) < IN_PROCESS_LIMIT:
         step = 16
         for start in range(0, len(pending), step):
             yield _analyse_chunk(pending[start : start + step], time_limit)
         return
+    timing["processes"] = workers
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
     from concurrent.futures.process import BrokenProcessPool
@@ -462,16 +497,20 @@ def _run_chunks(pending, *, workers: int, time_limit: float):
                     raise
                 except Exception as error:  # noqa: BLE001 - a chunk failing outside analyse_file
                     reason = f"worker failed: {type(error).__name__}: {error}"
-                    results = [
+                    rows = [
                         (position, error_values(reason, transient=True)) for position, _, _ in jobs
                     ]
+                    results = (rows, 0.0)
                 yield results
     except BrokenProcessPool:
         # A worker died (killed, or a crash inside a decoder). Rerunning its files here could
         # crash this process too: they become error rows, not cached, so a rerun retries them.
         reason = "worker process died while decoding (a decoder crash or a killed process)"
         remaining = [job for jobs in list(waiting.values()) + chunks[next_chunk:] for job in jobs]
-        yield [(position, error_values(reason, transient=True)) for position, _, _ in remaining]
+        yield (
+            [(position, error_values(reason, transient=True)) for position, _, _ in remaining],
+            0.0,
+        )
     finally:
         executor.shutdown(wait=False, cancel_futures=True)
 
