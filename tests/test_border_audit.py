@@ -172,3 +172,61 @@ def test_border_finding_names_class_side_and_fix_and_is_quiet_on_a_shared_letter
     )
     assert audit_border_artifacts(letterbox, **DEFAULTS).passed
     assert "one class" in border_skip_reason(features.assign(label="x"))
+
+
+# --- through the real feature extractor ------------------------------------------------------
+
+
+def write_pictures(root, *, lines_in=None, letterbox=False, per_class=8, seed=0):
+    """``root/train/<label>/NN.png``: random smooth pictures; ``lines_in`` gets thin dark lines
+    4 px inside every edge; ``letterbox`` gives every picture black bars top and bottom."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    for label in ("kiki", "laputa", "totoro"):
+        folder = root / "train" / label
+        folder.mkdir(parents=True)
+        for number in range(per_class):
+            coarse = rng.integers(40, 220, size=(5, 5, 3), dtype=np.uint8)
+            picture = np.asarray(
+                Image.fromarray(coarse, "RGB").resize((96, 64), Image.Resampling.BICUBIC)
+            ).copy()
+            if letterbox:
+                picture[:8], picture[-8:] = 0, 0
+            if label == lines_in:
+                picture[4:6, :], picture[-6:-4, :] = 12, 12
+                picture[:, 4:6], picture[:, -6:-4] = 12, 12
+            Image.fromarray(picture).save(folder / f"{number:02d}.png")
+    return root
+
+
+def audited_borders(root, cache):
+    import data
+    from data.border_audit import audit_border_artifacts
+
+    manifest = data.scan(root)
+    features = data.features(manifest, root, cache_dir=cache, workers=1, progress=False)
+    return audit_border_artifacts(features, **DEFAULTS)
+
+
+def test_real_images_lines_in_one_class_fail_and_a_shared_letterbox_passes(tmp_path):
+    lined = audited_borders(write_pictures(tmp_path / "lined", lines_in="laputa"), tmp_path / "c")
+    assert not lined.passed
+    assert lined.summary.startswith("4 class/side border differences: laputa: 100% have a ")
+    assert "2 px wide, 4 px in" in lined.summary
+    assert set(lined.examples["label"]) == {"laputa"}
+    letterboxed = audited_borders(
+        write_pictures(tmp_path / "letterbox", letterbox=True), tmp_path / "c"
+    )
+    assert letterboxed.passed, letterboxed.summary
+    shares = pd.DataFrame(letterboxed.details["shares"])
+    assert (shares.loc[shares["side"].isin(["top", "bottom"]), "share"] == 1.0).all()
+
+
+def test_real_images_lines_in_one_class_are_found_inside_a_shared_letterbox(tmp_path):
+    root = write_pictures(tmp_path / "both", lines_in="laputa", letterbox=True)
+    finding = audited_borders(root, tmp_path / "c")
+    assert not finding.passed
+    flagged = pd.DataFrame(finding.details["shares"]).query("is_flagged")
+    assert set(flagged["label"]) == {"laputa"}
+    assert {"left", "right"} <= set(flagged["side"])
