@@ -2,12 +2,8 @@
 
 import pytest
 
-from data.metadata_audit import (
-    audit_metadata_shortcut,
-    audit_property_drift,
-    drift_skip_reason,
-    metadata_shortcut_skip_reason,
-)
+from data.drift import audit_property_drift, drift_skip_reason
+from data.metadata_audit import audit_metadata_shortcut, metadata_shortcut_skip_reason
 
 
 @pytest.mark.audit_rule("metadata-shortcut")

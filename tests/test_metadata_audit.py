@@ -7,12 +7,11 @@ import pandas as pd
 import pytest
 
 from data.border_audit import SIDES
+from data.drift import find_property_drift, plot_property_distributions
 from data.metadata_audit import (
     find_metadata_shortcut,
-    find_property_drift,
     metadata_shortcut_skip_reason,
     metadata_table,
-    plot_property_distributions,
 )
 
 PAIRS = (("valid", "train"), ("test", "train"), ("test", "valid"))
@@ -142,7 +141,7 @@ def test_shortcut_finding_names_the_feature_the_gain_and_the_fix():
 
 
 def test_drift_finding_is_a_warning_with_a_figure_never_a_failure():
-    from data.metadata_audit import audit_property_drift, drift_skip_reason
+    from data.drift import audit_property_drift, drift_skip_reason
 
     features = make_features(rows=900)
     is_valid = features["split"] == "valid"
