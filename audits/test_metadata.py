@@ -17,6 +17,7 @@ def test_metadata_does_not_predict_the_label(features, audit_config, record_find
             max_gain=audit_config.metadata_max_gain,
             folds=audit_config.metadata_cv_folds,
             seed=audit_config.seed,
+            columns=audit_config.metadata_features or None,
         )
     )
     assert finding.passed, finding.summary

@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from data.lineage import append_lineage
+from data.settings import AuditConfig
 
 SPLIT_CSV_COLUMNS = ("path", "label", "split", "group", "parent", "origin")
 # Leading folder names stripped when materialising (AuditConfig().split_aliases' keys).
@@ -364,8 +365,8 @@ def register_command(subparsers) -> None:
     parser.add_argument(
         "--scene-similarity",
         type=float,
-        default=0.80,
-        help="|cos| link threshold for --by scene (default 0.80, AuditConfig.scene_similarity)",
+        default=AuditConfig().scene_similarity,
+        help="|cos| link threshold for --by scene (default %(default)s: scene_similarity)",
     )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument(
