@@ -22,7 +22,7 @@ cores make torch many times slower, which would drown the comparison).
 
 Usage::
 
-    python benchmarks/train_overhead.py --images 300 --size 64 --repeat 3
+    python benchmarks/train_overhead.py --images 600 --size 64 --repeat 5
     python benchmarks/train_overhead.py --images 60 --size 32 --repeat 1   # quick check
 """
 
@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -116,13 +117,14 @@ def trainer_part(config, table, hardware):
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--images", type=int, default=300)
+    parser.add_argument("--images", type=int, default=600)
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--classes", type=int, default=3)
     parser.add_argument("--bs", type=int, default=32)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     parser.add_argument("--output", type=Path, default=REPOSITORY / "benchmarks/results/train.md")
     args = parser.parse_args(argv)
 
@@ -286,16 +288,25 @@ def main(argv=None) -> int:
         f"report; exit "
         f"{completed.returncode}) | {cli_seconds:.2f} | |",
         "",
+        f"The trainer's additions are a fixed cost per stage, not per batch: one best-epoch "
+        f"checkpoint and one export.pkl ({fixed_seconds:.2f} s here, "
+        f"{fixed_seconds / plain_c:.1%} of this toy epoch's {plain_c:.1f} CPU s). A real epoch "
+        "(ResNet50 at 300 px) takes minutes, where it is well under 1 %. Wall-clock runs "
+        "spread widely on the shared machine; the CPU-time column is the one to read.",
+        "",
         "Audit gate on the generated data: "
         + ("; ".join(f"{f['rule']} {f['status']}" for f in gate_warm.failures) or gate_warm.status)
-        + ". (A class colour shifts brightness, which the metadata-shortcut audit rightly "
-        "flags; the gate's time is what matters here.)",
+        + ". (Generated data can trip the audits: a class colour shifts brightness "
+        "(metadata-shortcut), similar random backgrounds chain into scenes (scene-leakage). "
+        "The gate's time is what is measured; the CLI row runs with --allow-audit-failures.)",
         "",
     ]
     text = "\n".join(lines)
     print(text)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(text)
+    if not args.keep:
+        shutil.rmtree(work, ignore_errors=True)
     return 0
 
 
