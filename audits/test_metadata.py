@@ -3,7 +3,11 @@
 import pytest
 
 from data.drift import audit_property_drift, drift_skip_reason
-from data.metadata_audit import audit_metadata_shortcut, metadata_shortcut_skip_reason
+from data.metadata_audit import (
+    audit_metadata_shortcut,
+    metadata_columns,
+    metadata_shortcut_skip_reason,
+)
 
 
 @pytest.mark.audit_rule("metadata-shortcut")
@@ -17,7 +21,7 @@ def test_metadata_does_not_predict_the_label(features, audit_config, record_find
             max_gain=audit_config.metadata_max_gain,
             folds=audit_config.metadata_cv_folds,
             seed=audit_config.seed,
-            columns=audit_config.metadata_features or None,
+            columns=metadata_columns(ignore=audit_config.metadata_ignore),
         )
     )
     assert finding.passed, finding.summary

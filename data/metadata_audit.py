@@ -144,6 +144,17 @@ def metadata_table(features: pd.DataFrame) -> pd.DataFrame:
     return result
 
 
+def metadata_columns(*, ignore: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """Every metadata feature but those in ``ignore`` (``AuditConfig.metadata_ignore``)."""
+    known = (*NUMERIC_FEATURES, *CATEGORICAL_FEATURES)
+    unknown = sorted(set(ignore) - set(known))
+    if unknown:
+        raise ValueError(
+            f"metadata_ignore has unknown feature(s) {unknown}; expected names from {list(known)}"
+        )
+    return tuple(c for c in known if c not in ignore)
+
+
 def metadata_shortcut_skip_reason(features: pd.DataFrame, *, folds: int) -> str | None:
     """Why the shortcut classifier cannot run on ``features`` (None when it can)."""
     usable = features.loc[features["error"] == ""] if "error" in features else features

@@ -59,10 +59,10 @@ class AuditConfig:
     # --- metadata shortcuts ---
     metadata_max_gain: float = 0.15  # balanced accuracy above the majority baseline
     metadata_cv_folds: int = 5
-    # Columns the shortcut classifier may use; empty = all (size, aspect, format, mode,
-    # file_size, grayscale, brightness, contrast, border profile). A dataset whose classes
-    # differ in look by design (each movie its palette) can drop brightness/contrast here.
-    metadata_features: tuple[str, ...] = ()
+    # Metadata the shortcut classifier leaves out; default none (it uses size, aspect, format,
+    # mode, file_size, grayscale, brightness, contrast, border profile). A dataset whose classes
+    # differ in look by design (each movie its palette) can ignore brightness/contrast/file_size.
+    metadata_ignore: tuple[str, ...] = ()
     drift_alpha: float = 0.001  # KS test between splits, reported only
     # --- image quality ---
     quality_dark_mean: float = 16.0  # mean gray level (0-255) below this: very dark / fade to black
