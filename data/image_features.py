@@ -15,9 +15,11 @@ of a large JPEG's full decode does not match the JPEG (different scale). Near-du
 finds those by descriptor instead.
 
 Processes: with ``workers`` > 1 and at least ``IN_PROCESS_LIMIT`` files to compute, files are
-analysed in a ``forkserver`` process pool (as Python's multiprocessing requires, a script that
-calls :func:`features` must guard its entry point with ``if __name__ == "__main__":``; if it does
-not, the workers die and their files become error rows, never a crash or a hang).
+analysed in a process pool, started with ``fork`` when that is safe (Linux, a single-threaded
+process without torch: see :func:`_pool_context`), else with ``forkserver`` (then, as Python's
+multiprocessing requires, a script that calls :func:`features` must guard its entry point with
+``if __name__ == "__main__":``; if it does not, the workers die and their files become error
+rows, never a crash or a hang).
 
 Errors: a file that cannot be analysed is a row whose ``error`` says why; its other feature
 columns are 0 / "" (``file_size`` is kept when the file could be stat'ed). No exception from
@@ -345,7 +347,8 @@ def features(
         ``{"cached", "computed", "errors", "total"}`` for this call; ``attrs["feature_timing"]``:
         ``{"processes"`` (1, or the pool's workers), ``"analysis_cpu_seconds"`` (CPU time the
         analysing processes spent decoding and computing, summed over workers; excludes this
-        process's share when a pool ran), ``"wall_seconds"}``.
+        process's share when a pool ran), ``"wall_seconds"}``, and ``"start_method"`` (``fork``
+        or ``forkserver``) when a pool ran.
     """
     if "path" not in manifest.columns:
         raise ValueError(
@@ -425,9 +428,11 @@ def _compute(pending, *, workers, progress, time_limit, cache, keys, timing):
         return
     from tqdm.auto import tqdm
 
-    bar = tqdm(
-        total=len(pending), disable=not progress, file=sys.stderr, unit="img", desc="features"
-    )
+    # No monitor thread (a class setting of tqdm's, here on a subclass only): threads make
+    # ``fork`` unsafe for later pools (see _pool_context); the monitor only tunes how often a
+    # stalled bar redraws. The bar is made once the first rows are in, after the pool forked.
+    progress_bar = type("FeaturesProgress", (tqdm,), {"monitor_interval": 0})
+    bar = None
     batch: list = []
     last_commit = time.monotonic()
 
@@ -442,6 +447,14 @@ def _compute(pending, *, workers, progress, time_limit, cache, keys, timing):
             pending, workers=workers, time_limit=time_limit, timing=timing
         ):
             timing["analysis_cpu_seconds"] += cpu_seconds
+            if bar is None:
+                bar = progress_bar(
+                    total=len(pending),
+                    disable=not progress,
+                    file=sys.stderr,
+                    unit="img",
+                    desc="features",
+                )
             for position, values in results:
                 transient = values.pop("_transient", False)
                 if cache is not None and not transient:
@@ -455,7 +468,8 @@ def _compute(pending, *, workers, progress, time_limit, cache, keys, timing):
                 flush()
     finally:
         flush()  # Ctrl-C included: what finished is kept
-        bar.close()
+        if bar is not None:
+            bar.close()
 
 
 def _run_chunks(pending, *, workers: int, time_limit: float, timing: dict):
@@ -466,18 +480,15 @@ def _run_chunks(pending, *, workers: int, time_limit: float, timing: dict):
             yield _analyse_chunk(pending[start : start + step], time_limit)
         return
     timing["processes"] = workers
-    import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
     from concurrent.futures.process import BrokenProcessPool
 
     chunk = max(4, min(64, len(pending) // (workers * 8) or 1))
     chunks = [pending[start : start + chunk] for start in range(0, len(pending), chunk)]
-    # forkserver: workers do not inherit this process's threads or locks (fork can deadlock
-    # under torch or a tqdm monitor thread); preloading this module in the server makes each
-    # worker start without re-importing numpy, PIL and pandas.
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["data.image_features"])
+    context = _pool_context()
+    timing["start_method"] = context.get_start_method()
     executor = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+    finished = False
     try:
         # Bounded submission keeps memory flat and lets Ctrl-C stop quickly.
         waiting = {}
@@ -502,6 +513,7 @@ def _run_chunks(pending, *, workers: int, time_limit: float, timing: dict):
                     ]
                     results = (rows, 0.0)
                 yield results
+        finished = True
     except BrokenProcessPool:
         # A worker died (killed, or a crash inside a decoder). Rerunning its files here could
         # crash this process too: they become error rows, not cached, so a rerun retries them.
@@ -512,7 +524,37 @@ def _run_chunks(pending, *, workers: int, time_limit: float, timing: dict):
             0.0,
         )
     finally:
-        executor.shutdown(wait=False, cancel_futures=True)
+        # After a normal end the workers are idle: wait for them, so that no pool thread is
+        # left running (the next call can then fork again). On an error or Ctrl-C: don't wait.
+        executor.shutdown(wait=finished, cancel_futures=not finished)
+
+
+def _pool_context():
+    """The multiprocessing context of the worker pool: ``fork`` when it is safe, else
+    ``forkserver``.
+
+    ``fork`` starts workers in milliseconds and needs no ``__main__`` guard, but a child
+    inherits only the forking thread: a lock held by another thread at that moment stays
+    locked in the child forever. So it is used only on Linux, when this process runs a single
+    Python thread (this module's progress bars start none) and has not imported torch (whose
+    native thread pools are invisible to :mod:`threading`). The workers use numpy (OpenBLAS
+    re-initialises its threads after a fork), PIL and hashlib only.
+
+    Otherwise ``forkserver``: workers do not inherit this process's threads or locks, and
+    preloading this module in the server makes each worker start without re-importing numpy,
+    PIL and pandas (the server's own start costs about a second, once per process).
+    """
+    import multiprocessing
+
+    if (
+        sys.platform.startswith("linux")
+        and threading.active_count() == 1
+        and "torch" not in sys.modules
+    ):
+        return multiprocessing.get_context("fork")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["data.image_features"])
+    return context
 
 
 def _assemble(manifest: pd.DataFrame, rows: Sequence[dict]) -> pd.DataFrame:
