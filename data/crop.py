@@ -25,6 +25,7 @@ import pandas as pd
 from PIL import Image
 
 from data.lineage import append_lineage
+from data.settings import copy_dataset_config
 
 SIDES = ("top", "bottom", "left", "right")
 CROP_MARGIN = 1  # px beyond the detected line: JPEG ringing around a sharp dark line
@@ -154,6 +155,7 @@ def crop_borders(
     if lineage:
         out.mkdir(parents=True, exist_ok=True)
         append_lineage(out, lineage)
+        copy_dataset_config(root, out)
     if dataset.is_file():  # a CSV dataset: the same rows describe the copies in OUT
         shutil.copy2(dataset, out / dataset.name)
     return pd.DataFrame(results, columns=["path", "operation", "box"])

@@ -30,6 +30,7 @@ Layout::
     OUT/movies/train/<movie>/*.jpg
     OUT/movies/valid/<movie>/*.jpg
     OUT/movies/splitsafe-lineage.csv   group = "<movie>/scene-NN" for frames, parent for copies
+    OUT/movies/splitsafe.toml          the dataset's thresholds (metadata_ignore: see DEMO_SETTINGS)
     OUT/PLANTED.md                     what was planted where (outside the dataset folder)
 
 Output is byte-for-byte the same for the same seed and options.
@@ -47,10 +48,18 @@ import pandas as pd
 from PIL import Image, ImageDraw
 
 from data.lineage import append_lineage
+from data.settings import DATASET_CONFIG_NAME
 from data.upsample import OPERATIONS, augment, copy_path, operation_seed
 
 DATASET_NAME = "movies"
 PLANTED_NAME = "PLANTED.md"
+# The dataset's own thresholds (data/settings.py). Each movie has its palette and its drawing,
+# so brightness, contrast and JPEG size carry the movie by design: content, not a shortcut.
+DEMO_SETTINGS = """\
+# splitsafe thresholds for this dataset (see data/settings.py for every key)
+# Each movie has its own palette and drawing: brightness, contrast and file size are content here.
+metadata_ignore = ["brightness", "contrast", "file_size"]
+"""
 JPEG_QUALITY = 90  # high enough that a 2-px dark line survives compression at 160x96
 JPEG_SUBSAMPLING = (
     0  # 4:4:4: no chroma blur, so the line stays one uniform colour (see data/borders.py)
@@ -603,6 +612,7 @@ def generate_demo(
         )
     lineage = pd.DataFrame(rows)
     append_lineage(root, lineage)
+    (root / DATASET_CONFIG_NAME).write_text(DEMO_SETTINGS)
     (out / PLANTED_NAME).write_text(
         describe_traps(lineage.assign(label=[i["label"] for i in items], split=list(splits)))
     )

@@ -9,6 +9,7 @@ read configuration; the callers (conftest.py, the trainer's gate) pass values in
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -147,3 +148,17 @@ def load_audit_config(
 
 def config_as_dict(config: AuditConfig) -> dict:
     return dataclasses.asdict(config)
+
+
+def copy_dataset_config(source_root: Path, out: Path) -> Path | None:
+    """Give a derived dataset (cropped, materialised split) its source's ``splitsafe.toml``.
+
+    The thresholds belong to the data, so they travel with it; an existing file in ``out``
+    is kept. Returns the written path, or None when there was nothing to copy.
+    """
+    source, target = Path(source_root) / DATASET_CONFIG_NAME, Path(out) / DATASET_CONFIG_NAME
+    if not source.is_file() or target.exists():
+        return None
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(source, target)
+    return target

@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from data.lineage import append_lineage
-from data.settings import AuditConfig
+from data.settings import AuditConfig, copy_dataset_config
 
 SPLIT_CSV_COLUMNS = ("path", "label", "split", "group", "parent", "origin")
 # Leading folder names stripped when materialising (AuditConfig().split_aliases' keys).
@@ -293,6 +293,7 @@ def materialize(split_manifest: pd.DataFrame, root: Path, out: Path, *, copy: bo
     append_lineage(
         out, lineage.loc[:, ["path", "parent", "group", "origin", "operation", "source"]]
     )
+    copy_dataset_config(root, out)
     return written
 
 

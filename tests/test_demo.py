@@ -122,3 +122,12 @@ def test_trap_d_classes_are_imbalanced(demo):
 def test_existing_non_empty_output_is_refused(demo):
     with pytest.raises(ValueError, match="not empty"):
         generate_demo(demo.parent, **SMALL)
+
+
+def test_demo_thresholds_ignore_content_driven_metadata(demo):
+    from data.metadata_audit import metadata_columns
+    from data.settings import load_audit_config
+
+    config = load_audit_config(dataset_root=demo)
+    assert set(config.metadata_ignore) == {"brightness", "contrast", "file_size"}
+    assert "width" in metadata_columns(ignore=config.metadata_ignore)

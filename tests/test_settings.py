@@ -82,3 +82,17 @@ def test_bad_command_line_value_names_the_setting():
     with pytest.raises(ValueError) as error:
         load_audit_config(overrides={"balance_max_ratio": "lots"})
     assert "'balance_max_ratio'='lots'; expected a float" in str(error.value)
+
+
+def test_derived_dataset_keeps_its_source_thresholds(tmp_path):
+    from data.settings import copy_dataset_config
+
+    source, out = tmp_path / "source", tmp_path / "out"
+    source.mkdir()
+    (source / "splitsafe.toml").write_text("balance_max_ratio = 5.0\n")
+    assert copy_dataset_config(source, out) == out / "splitsafe.toml"
+    assert load_audit_config(dataset_root=out).balance_max_ratio == 5.0
+    (out / "splitsafe.toml").write_text("balance_max_ratio = 2.0\n")
+    assert copy_dataset_config(source, out) is None  # the derived dataset's own file is kept
+    assert load_audit_config(dataset_root=out).balance_max_ratio == 2.0
+    assert copy_dataset_config(tmp_path / "none", tmp_path / "out2") is None
