@@ -234,6 +234,18 @@ def test_training_table_refuses_an_unsplit_dataset(tmp_path):
     assert table["is_valid"].sum() == 6 and (~table["is_valid"]).sum() == 6
     assert all(Path(p).is_absolute() and Path(p).is_file() for p in table["path"])
 
+    # A CSV dataset (as `python -m data split` writes) trains the same way; test rows are left
+    # out and the CSV's split names are normalised by the scan (val -> valid).
+    rows = [(p, Path(p).parent.name, "train" if "_train_" in p else "val") for p in table["path"]]
+    rows.append((rows[0][0], rows[0][1], "test"))
+    csv_path = tmp_path / "split.csv"
+    pd.DataFrame(rows, columns=["path", "label", "split"]).to_csv(csv_path, index=False)
+    from_csv = training_table(scan(csv_path))
+    assert len(from_csv) == 12 and from_csv["is_valid"].sum() == 6
+    assert (
+        from_csv.set_index("path")["label"].to_dict() == table.set_index("path")["label"].to_dict()
+    )
+
 
 def test_help_is_quick_and_does_not_import_fastai():
     code = (
