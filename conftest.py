@@ -335,6 +335,21 @@ def _reason(report: pytest.TestReport) -> str:
     return (errors[-1][1:].strip() if errors else (lines[-1] if lines else "")) or "error"
 
 
+class AuditFailure:
+    """A failed audit's report: the finding's summary is the evidence, not a traceback of
+    fixture reprs. pytest reads ``reprcrash.message`` for the short summary and JUnit XML."""
+
+    def __init__(self, location: str, message: str):
+        self.location, self.message = location, message
+        self.reprcrash = self
+
+    def toterminal(self, out) -> None:
+        out.line(str(self))
+
+    def __str__(self) -> str:
+        return f"{self.location}: {self.message}"
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call):
     report = yield
@@ -343,6 +358,10 @@ def pytest_runtest_makereport(item: pytest.Item, call):
         return report
     rule = state.rules.get(item.nodeid, "")
     recorded = any(f.test == item.nodeid for f in state.findings)
+    failure = next((f for f in state.findings if f.test == item.nodeid and not f.passed), None)
+    if report.failed and report.when == "call" and failure is not None:
+        path, line, _ = item.location
+        report.longrepr = AuditFailure(f"{path}:{(line or 0) + 1}", failure.summary)
     if report.skipped:
         entry = {"test": item.nodeid, "status": "skipped", "reason": _reason(report), "rule": rule}
         state.outcomes.append(entry)
