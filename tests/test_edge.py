@@ -222,3 +222,11 @@ def test_focus_sample_takes_held_out_readable_images_per_class():
     assert "valid/b/4.png" not in set(sample["path"])
     again = select_focus_sample(manifest, per_class=3, seed=0)
     assert sample["path"].tolist() == again["path"].tolist()
+
+
+def test_cam_side_makes_cells_no_wider_than_the_band():
+    from interpret.model_focus import MIN_CAM_SIDE, cam_side_for
+
+    assert cam_side_for(0.1) == 10
+    assert cam_side_for(0.05) == 20
+    assert cam_side_for(0.3) == MIN_CAM_SIDE
