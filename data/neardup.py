@@ -4,27 +4,49 @@ Three kinds of match, exclusive per pair (the first that applies wins):
 
 ``exact``   same file bytes (``sha256``), found by a hash join;
 ``pixels``  same decoded pixels (``pixel_digest``: the same picture saved differently), a hash join;
-``near``    descriptors (data/hashing.py: rank-transformed 16x16 gray grid, unit norm) with
-            ``|cosine| >= similarity``; the absolute value matches inverted copies, whose
-            descriptor is the negated vector. With ``flip=True`` each query is also compared
-            in its mirrored form (the grid's columns reversed).
+``near``    descriptors (data/hashing.py: rank-transformed 16x16 gray grid, unit norm) that
+            match in two stages:
+
+            1. *candidates*: ``|cosine| >= candidate_similarity`` (default 0.75), all such pairs,
+               found exactly by a blocked matrix product (below);
+            2. *decision*: the pair's best ``|cosine|`` over small alignments
+               (:func:`data.hashing.aligned_similarity`: shifts up to 6 %, crops of 6-12 %, in
+               both directions, the plain cosine included) reaches ``similarity`` (default
+               0.93). A pair whose plain ``|cosine|`` already reaches ``similarity`` needs no
+               alignment.
+
+            The absolute value matches inverted copies, whose descriptor is the negated vector.
+            With ``flip=True`` each query is also compared in its mirrored form (the grid's
+            columns reversed), with the same two stages.
+
+The plain cosine of a copy shifted by 6 % or cropped by 10 % falls to 0.6-0.9, where unrelated
+look-alikes also lie; aligning the two grids brings true copies back above 0.93 while unrelated
+pairs stay below (calibration: benchmarks/results/neardup.md).
 
 How it scales
 -------------
-Exact and pixel matches are pandas merges: linear in the number of rows. Near matches are a
-blocked matrix product: the query descriptors are cut into chunks of rows so that one chunk's
-similarity block (rows x reference size, float32) stays near ``block_bytes`` (64 MB by default),
-each block is one BLAS ``sgemm`` followed by a threshold, and only the matching (row, column)
-positions are kept. The work is ``n_query * n_reference * 256`` multiply-adds, memory is
-bounded; 10,000 x 50,000 takes about a second on two cores (benchmarks/neardup_speed.py).
+Exact and pixel matches are pandas merges: linear in the number of rows.
 
-For millions of images the quadratic product is the limit (10^6 x 10^6 is 2.6e14 flops).
+Candidates are a blocked matrix product with an exact low-dimensional prefilter. Each
+256-value descriptor ``v`` is split into its projection ``v_P`` on the 64 lowest 2-D DCT
+frequencies of the 16x16 grid (an orthonormal basis) and the residual ``v_R``; by
+Cauchy-Schwarz ``|a . b| <= |a_P . b_P| + |a_R| |b_R|``. The descriptors are smooth (blurred
+before ranking), so residual norms are small (median ~0.19) and the 64-value product, 4x less
+work, rejects almost every pair; the survivors are checked on all 256 values. No pair above
+the threshold is lost. Reference columns are sorted by residual norm and cut into bins, each
+with its own bound, and the query rows are cut into chunks so that one chunk's block
+(rows x reference size, float32) stays near ``block_bytes``. If the bound stops pruning
+(descriptors that are not smooth) the search falls back to the plain 256-value product.
+Only the candidates (typically well under 0.1 % of pairs) go through the alignment, at about
+0.1 ms of CPU per pair.
+
+For millions of images the quadratic product is the limit (10^6 x 10^6 x 64 is 6e13 flops).
 The way there, without changing the result's definition:
 
 - an approximate nearest-neighbour index over the descriptors (FAISS ``IndexHNSWFlat`` or
   ``IndexIVFFlat`` with inner product, or hnswlib), queried with both ``q`` and ``-q`` (and the
-  mirrored ``q`` with ``flip``), then the exact ``|cosine|`` re-checked on the candidates;
-  a range search at ``similarity`` is what the matrix product does here exactly;
+  mirrored ``q`` with ``flip``) in range-search mode at ``candidate_similarity``, then the
+  same exact check and alignment on the candidates;
 - or, as a candidate generator, multi-index hashing on the 64-bit pHash (and its inverted
   pHash): split each hash into 4 or 8 substrings and index them in dictionaries, so that all
   pairs within Hamming distance r < (number of substrings) share at least one substring
@@ -37,13 +59,15 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from data.hashing import hamming, mirror_descriptors
+from data.hashing import DESCRIPTOR_SIDE, aligned_similarity, hamming, mirror_descriptors
 
 # Calibrated on planted copies among distractors (benchmarks/neardup_quality.py, results in
 # benchmarks/results/neardup.md); AuditConfig.near_duplicate_similarity repeats it for audits.
-DEFAULT_SIMILARITY = 0.96  # |cosine| alone
-DEFAULT_CONFIRMED_SIMILARITY = 0.82  # |cosine| enough when the pHash agrees ...
-DEFAULT_CONFIRMING_PHASH_DISTANCE = 18  # ... within this many bits (plain or inverted)
+DEFAULT_SIMILARITY = 0.93  # best |cosine| over small alignments
+DEFAULT_CANDIDATE_SIMILARITY = 0.75  # plain |cosine| a pair needs before it is aligned
+# Former pHash-confirmed rule (replaced by the alignment); kept so that older imports work.
+DEFAULT_CONFIRMED_SIMILARITY = DEFAULT_CANDIDATE_SIMILARITY
+DEFAULT_CONFIRMING_PHASH_DISTANCE = 64
 REQUIRED_COLUMNS = ("sha256", "pixel_digest", "phash", "phash_inverted", "descriptor")
 PAIR_COLUMNS = (
     "query_index",
@@ -55,7 +79,40 @@ PAIR_COLUMNS = (
     "flipped",
 )
 KINDS = ("exact", "pixels", "near")
-DEFAULT_BLOCK_BYTES = 64 * 2**20  # one similarity block in float32: fits in memory, big BLAS calls
+DEFAULT_BLOCK_BYTES = 32 * 2**20  # one similarity block in float32: fits in cache-friendly sizes
+PREFILTER_SIDE = 8  # low-frequency DCT coefficients per axis kept by the prefilter (64 values)
+PREFILTER_BINS = 8  # reference bins by residual norm, each with its own bound
+# When more than this share of a block passes the bound, the bound is not pruning (descriptors
+# that are not smooth): the remaining blocks use the plain full product.
+PREFILTER_MAX_SHARE = 0.01
+_BOUND_MARGIN = 1e-4  # float32 rounding of the 64-value products, with room to spare
+
+
+def describe_rule(
+    similarity: float = DEFAULT_SIMILARITY,
+    candidate_similarity: float = DEFAULT_CANDIDATE_SIMILARITY,
+) -> str:
+    """The near-duplicate rule in words, for messages and reports."""
+    return (
+        f"descriptor |cosine| >= {candidate_similarity:.2f}, and >= {similarity:.2f} at the "
+        "best of small shifts (up to 6 %) and crops (6-12 %)"
+    )
+
+
+def _dct_basis(size: int, keep: int) -> np.ndarray:
+    """(keep, size) orthonormal DCT-II rows (the lowest ``keep`` frequencies)."""
+    positions = np.arange(size)
+    frequencies = np.arange(keep)[:, None]
+    basis = np.cos(np.pi * frequencies * (2 * positions + 1) / (2 * size))
+    basis[0] *= np.sqrt(1.0 / size)
+    basis[1:] *= np.sqrt(2.0 / size)
+    return basis
+
+
+# (64, 256): 2-D low frequencies of a row-major 16x16 grid, orthonormal rows.
+_PREFILTER_BASIS = np.kron(
+    _dct_basis(DESCRIPTOR_SIDE, PREFILTER_SIDE), _dct_basis(DESCRIPTOR_SIDE, PREFILTER_SIDE)
+)
 
 
 def _validate(frame: pd.DataFrame, name: str) -> None:
@@ -115,40 +172,12 @@ def _join_pairs(query: pd.DataFrame, reference: pd.DataFrame, column: str, *, wi
     )
 
 
-def _similar_pairs(
-    query_vectors: np.ndarray,
-    reference_vectors: np.ndarray,
-    *,
-    threshold: float,
-    within: bool,
-    block_bytes: int,
-):
-    """Positions (query, reference) with ``|query . reference| >= threshold``, blockwise."""
-    n_query, n_reference = len(query_vectors), len(reference_vectors)
-    if n_query == 0 or n_reference == 0:
-        empty = np.zeros(0, dtype=np.int64)
-        return empty, empty
-    rows_per_block = max(1, block_bytes // (4 * n_reference))
-    reference_transposed = np.ascontiguousarray(reference_vectors.T)
-    query_parts, reference_parts = [], []
-    for start in range(0, n_query, rows_per_block):
-        stop = min(start + rows_per_block, n_query)
-        # Within one set only columns >= start can pair with a later row: skip the rest.
-        first_column = start if within else 0
-        block = query_vectors[start:stop] @ reference_transposed[:, first_column:]
-        np.abs(block, out=block)
-        matches = block >= threshold
-        # Most rows match nothing: take nonzero only over the rows that do (much less work).
-        matching_rows = np.flatnonzero(matches.any(axis=1))
-        rows, columns = np.nonzero(matches[matching_rows])
-        rows = matching_rows[rows].astype(np.int64) + start
-        columns = columns.astype(np.int64) + first_column
-        if within:  # each unordered pair once, no self pairs
-            keep = columns > rows
-            rows, columns = rows[keep], columns[keep]
-        query_parts.append(rows)
-        reference_parts.append(columns)
-    return np.concatenate(query_parts), np.concatenate(reference_parts)
+def _project(vectors: np.ndarray):
+    """(low-frequency part float32 (n, 64), residual norm float64 (n,)) of 256-value rows."""
+    exact = vectors.astype(np.float64)
+    low = exact @ _PREFILTER_BASIS.T
+    residual = np.linalg.norm(exact - low @ _PREFILTER_BASIS, axis=1)
+    return np.ascontiguousarray(low, dtype=np.float32), residual
 
 
 def _rowwise_similarity(query_vectors, reference_vectors, query_positions, reference_positions):
@@ -160,14 +189,121 @@ def _rowwise_similarity(query_vectors, reference_vectors, query_positions, refer
     )
 
 
+def _similar_pairs(
+    query_vectors: np.ndarray,
+    reference_vectors: np.ndarray,
+    *,
+    threshold: float,
+    within: bool,
+    block_bytes: int,
+):
+    """Positions (query, reference) with ``|query . reference| >= threshold``, exactly.
+
+    Parameters
+    ----------
+    query_vectors, reference_vectors : numpy.ndarray, float32, shape (n, d) and (m, d)
+        Descriptors. With ``within`` both index the same images (the reference may be a
+        transform of the query, e.g. mirrored, as long as ``q_i . r_j == q_j . r_i``).
+    threshold : float
+        On the absolute dot product.
+    within : bool
+        Search one set: each unordered pair once (query position < reference position).
+    block_bytes : int
+        Memory of one float32 block of the product.
+
+    Returns
+    -------
+    (numpy.ndarray, numpy.ndarray), int64 positions, unordered
+    """
+    n_query, n_reference = len(query_vectors), len(reference_vectors)
+    empty = np.zeros(0, dtype=np.int64)
+    if n_query == 0 or n_reference == 0:
+        return empty, empty
+    prefilter = query_vectors.shape[1] == _PREFILTER_BASIS.shape[1]
+    if prefilter:
+        query_low, query_residual = _project(query_vectors)
+        same = reference_vectors is query_vectors
+        reference_low, reference_residual = (
+            (query_low, query_residual) if same else _project(reference_vectors)
+        )
+        # Sort the reference by residual norm: contiguous bins of similar bounds.
+        order = np.argsort(reference_residual, kind="stable")
+    else:
+        order = np.arange(n_reference)
+    if within:  # the same permutation on both sides keeps "column > row" meaning each pair once
+        query_vectors = query_vectors[order]
+    reference_sorted = np.ascontiguousarray(reference_vectors[order])
+    reference_transposed = np.ascontiguousarray(reference_sorted.T)
+    if prefilter:
+        if within:
+            query_low, query_residual = query_low[order], query_residual[order]
+        reference_low_transposed = np.ascontiguousarray(reference_low[order].T)
+        residual_sorted = reference_residual[order]
+        edges = np.linspace(0, n_reference, PREFILTER_BINS + 1).astype(np.int64)
+        edges = np.unique(edges)
+    rows_per_block = max(1, block_bytes // (4 * n_reference))
+    query_parts, reference_parts = [empty], [empty]
+    for start in range(0, n_query, rows_per_block):
+        stop = min(start + rows_per_block, n_query)
+        first_column = start if within else 0  # within: only columns >= start can pair later
+        if first_column >= n_reference:
+            break
+        if prefilter:
+            block = query_low[start:stop] @ reference_low_transposed[:, first_column:]
+            np.abs(block, out=block)
+            rows_found, columns_found = [], []
+            for low_edge, high_edge in zip(edges[:-1], edges[1:], strict=True):
+                low_edge, high_edge = max(low_edge, first_column), max(high_edge, first_column)
+                if high_edge <= low_edge:
+                    continue
+                bound = residual_sorted[high_edge - 1]  # largest residual of the bin
+                limit = (threshold - query_residual[start:stop] * bound - _BOUND_MARGIN).astype(
+                    np.float32
+                )
+                passed = (
+                    block[:, low_edge - first_column : high_edge - first_column] >= limit[:, None]
+                )
+                passing_rows = np.flatnonzero(passed.any(axis=1))
+                rows, columns = np.nonzero(passed[passing_rows])
+                rows_found.append(passing_rows[rows] + start)
+                columns_found.append(columns + low_edge)
+            rows = np.concatenate(rows_found).astype(np.int64)
+            columns = np.concatenate(columns_found).astype(np.int64)
+            if len(rows) > PREFILTER_MAX_SHARE * block.size:
+                prefilter = False  # the bound is not pruning: plain product from now on
+            # Exact check of the survivors on all values.
+            exact = np.einsum("ij,ij->i", query_vectors[rows], reference_sorted[columns])
+            keep = np.abs(exact) >= threshold
+            rows, columns = rows[keep], columns[keep]
+        else:
+            block = query_vectors[start:stop] @ reference_transposed[:, first_column:]
+            np.abs(block, out=block)
+            matches = block >= threshold
+            # Most rows match nothing: take nonzero only over the rows that do (much less work).
+            matching_rows = np.flatnonzero(matches.any(axis=1))
+            rows, columns = np.nonzero(matches[matching_rows])
+            rows = matching_rows[rows].astype(np.int64) + start
+            columns = columns.astype(np.int64) + first_column
+        if within:  # each unordered pair once, no self pairs
+            keep = columns > rows
+            rows, columns = rows[keep], columns[keep]
+        query_parts.append(rows)
+        reference_parts.append(columns)
+    rows, columns = np.concatenate(query_parts), np.concatenate(reference_parts)
+    columns = order[columns]
+    if within:
+        rows = order[rows]
+        rows, columns = np.minimum(rows, columns), np.maximum(rows, columns)
+    return rows, columns
+
+
 def find_duplicates(
     query: pd.DataFrame,
     reference: pd.DataFrame | None = None,
     *,
     similarity: float = DEFAULT_SIMILARITY,
     flip: bool = False,
-    confirmed_similarity: float | None = DEFAULT_CONFIRMED_SIMILARITY,
-    confirming_phash_distance: int = DEFAULT_CONFIRMING_PHASH_DISTANCE,
+    candidate_similarity: float = DEFAULT_CANDIDATE_SIMILARITY,
     block_bytes: int = DEFAULT_BLOCK_BYTES,
 ) -> pd.DataFrame:
     """Find exact copies, pixel-identical copies and near-duplicates between or within sets.
@@ -183,17 +319,16 @@ def find_duplicates(
         ``query``, reporting each unordered pair once (``query_index`` is the earlier row)
         and no row paired with itself.
     similarity : float in (0, 1]
-        A pair is near when the ``|cosine|`` of its descriptors reaches this. Default 0.96.
+        A candidate pair is near when its best ``|cosine|`` over small alignments (shifts up
+        to 6 %, crops of 6-12 %; the plain cosine included) reaches this. Default 0.93.
     flip : bool
         Also match horizontally mirrored copies (default False: a mirror is often a
         legitimate augmentation, not a leak).
-    confirmed_similarity : float in (0, 1] or None
-        A pair is also near when its ``|cosine|`` reaches this lower value and its pHash
-        distance (plain or inverted) is at most ``confirming_phash_distance``: crops and
-        shifts lower the cosine, while unrelated look-alikes have distant pHashes. ``None``
-        turns this rule off. Defaults 0.82 and 18 bits. Mirrored matches use ``similarity``
-        alone (the stored pHash is not mirrored). All defaults calibrated on planted
-        transformed copies among distractors (benchmarks/results/neardup.md).
+    candidate_similarity : float in (0, 1]
+        Plain descriptor ``|cosine|`` a pair needs before it is aligned (default 0.75). Lower
+        finds copies shifted or cropped further, at more alignment work (about 0.1 ms of CPU
+        per candidate). Values above ``similarity`` act as ``similarity``. Defaults calibrated
+        on planted transformed copies among distractors (benchmarks/results/neardup.md).
     block_bytes : int
         Memory for one block of the similarity matrix (float32); bounds peak memory.
 
@@ -203,9 +338,10 @@ def find_duplicates(
         One row per matched pair, RangeIndex, sorted by query then reference position:
         ``query_index``, ``reference_index`` (index labels of the inputs), ``kind``
         (``"exact"`` same file bytes, ``"pixels"`` same decoded pixels, ``"near"``; the first
-        that applies), ``similarity`` (float, descriptor ``|cosine|`` in [0, 1], the mirrored
-        one when ``flipped``), ``phash_distance`` (int, 0-64, min of the pHash distance to
-        the reference's pHash and to its inverted pHash), ``inverted`` (bool, the match is
+        that applies), ``similarity`` (float in [0, 1]: for ``near`` the best descriptor
+        ``|cosine|`` over the alignments, of the mirrored image when ``flipped``; for the other
+        kinds the plain ``|cosine|``), ``phash_distance`` (int, 0-64, min of the pHash distance
+        to the reference's pHash and to its inverted pHash), ``inverted`` (bool, the match is
         with the inverted image: negative cosine), ``flipped`` (bool, the match is with the
         mirrored image; only with ``flip=True``). The inputs are not modified.
 
@@ -213,20 +349,19 @@ def find_duplicates(
     ------
     ValueError
         A missing feature column, a duplicated index, descriptors of different sizes, or a
-        ``similarity`` outside (0, 1].
+        threshold outside (0, 1].
     """
     within = reference is None
     _validate(query, "query")
     if not within:
         _validate(reference, "reference")
-    if not 0.0 < float(similarity) <= 1.0:
-        raise ValueError(f"similarity={similarity!r}; expected a |cosine| in (0, 1], e.g. 0.90")
-    if confirmed_similarity is not None and not 0.0 < float(confirmed_similarity) <= 1.0:
-        raise ValueError(
-            f"confirmed_similarity={confirmed_similarity!r}; expected a |cosine| in (0, 1] or None"
-        )
+    for name, value in (("similarity", similarity), ("candidate_similarity", candidate_similarity)):
+        if not 0.0 < float(value) <= 1.0:
+            raise ValueError(f"{name}={value!r}; expected a |cosine| in (0, 1], e.g. 0.9")
     if block_bytes <= 0:
         raise ValueError(f"block_bytes={block_bytes!r}; expected a positive number of bytes")
+    similarity = float(similarity)
+    candidate_threshold = min(float(candidate_similarity), similarity)
 
     query_rows = _usable(query)
     reference_rows = query_rows if within else _usable(reference)
@@ -241,13 +376,10 @@ def find_duplicates(
 
     exact = _join_pairs(query_rows, reference_rows, "sha256", within=within)
     pixels = _join_pairs(query_rows, reference_rows, "pixel_digest", within=within)
-    threshold = float(similarity)
-    if confirmed_similarity is not None:
-        threshold = min(threshold, float(confirmed_similarity))
     near = _similar_pairs(
         query_vectors,
         reference_vectors,
-        threshold=threshold,
+        threshold=candidate_threshold,
         within=within,
         block_bytes=block_bytes,
     )
@@ -259,20 +391,20 @@ def find_duplicates(
         mirrored = _similar_pairs(
             mirrored_vectors,
             reference_vectors,
-            threshold=float(similarity),  # no mirrored pHash to confirm a looser match
+            threshold=candidate_threshold,
             within=within,
             block_bytes=block_bytes,
         )
         near = (np.concatenate([near[0], mirrored[0]]), np.concatenate([near[1], mirrored[1]]))
 
-    kinds, query_positions, reference_positions = [], [], []
-    for kind, (positions_q, positions_r) in zip(KINDS, (exact, pixels, near), strict=True):
-        kinds.append(np.full(len(positions_q), KINDS.index(kind), dtype=np.int8))
-        query_positions.append(positions_q)
-        reference_positions.append(positions_r)
-    kind_codes = np.concatenate(kinds)
-    query_positions = np.concatenate(query_positions)
-    reference_positions = np.concatenate(reference_positions)
+    kind_codes = np.concatenate(
+        [
+            np.full(len(positions[0]), code, dtype=np.int8)
+            for code, positions in enumerate((exact, pixels, near))
+        ]
+    )
+    query_positions = np.concatenate([exact[0], pixels[0], near[0]])
+    reference_positions = np.concatenate([exact[1], pixels[1], near[1]])
 
     # Exclusive kinds: keep each pair's lowest code (exact < pixels < near).
     order = np.lexsort((kind_codes, reference_positions, query_positions))
@@ -294,17 +426,30 @@ def find_duplicates(
         query_positions,
         reference_positions,
         kind_codes,
+        similarity=similarity,
     )
-    is_near = pairs["kind"].to_numpy() == "near"
-    keep = ~is_near | (pairs["similarity"].to_numpy() >= float(similarity))
-    if confirmed_similarity is not None:
-        keep |= (
-            is_near
-            & ~pairs["flipped"].to_numpy()
-            & (pairs["similarity"].to_numpy() >= float(confirmed_similarity))
-            & (pairs["phash_distance"].to_numpy() <= confirming_phash_distance)
-        )
+    keep = (pairs["kind"].to_numpy() != "near") | (pairs["similarity"].to_numpy() >= similarity)
     return pairs[keep].reset_index(drop=True)
+
+
+def _best_similarity(
+    query_vectors, reference_vectors, query_positions, reference_positions, *, similarity
+):
+    """(signed plain cosine, best |cosine| with alignment) of the given pairs.
+
+    The alignment is computed only where the plain ``|cosine|`` is below ``similarity`` (the
+    pairs above are matches anyway).
+    """
+    signed = _rowwise_similarity(
+        query_vectors, reference_vectors, query_positions, reference_positions
+    )
+    best = np.abs(signed)
+    unsure = np.flatnonzero(best < similarity)
+    if len(unsure):
+        best[unsure] = aligned_similarity(
+            query_vectors[query_positions[unsure]], reference_vectors[reference_positions[unsure]]
+        )
+    return signed, best
 
 
 def _describe_pairs(
@@ -316,21 +461,38 @@ def _describe_pairs(
     query_positions,
     reference_positions,
     kind_codes,
+    *,
+    similarity,
 ) -> pd.DataFrame:
-    """The result frame: distances and flags for each kept pair."""
+    """The result frame: distances and flags for each pair (near pairs not yet thresholded)."""
+    is_near = kind_codes == KINDS.index("near")
     signed = _rowwise_similarity(
         query_vectors, reference_vectors, query_positions, reference_positions
     )
     best = np.abs(signed)
+    near = np.flatnonzero(is_near)
+    signed_near, best_near = _best_similarity(
+        query_vectors,
+        reference_vectors,
+        query_positions[near],
+        reference_positions[near],
+        similarity=similarity,
+    )
     flipped = np.zeros(len(best), dtype=bool)
-    if mirrored_vectors is not None and len(best):
-        signed_mirror = _rowwise_similarity(
-            mirrored_vectors, reference_vectors, query_positions, reference_positions
+    if mirrored_vectors is not None and len(near):
+        signed_mirror, best_mirror = _best_similarity(
+            mirrored_vectors,
+            reference_vectors,
+            query_positions[near],
+            reference_positions[near],
+            similarity=similarity,
         )
-        flipped = (np.abs(signed_mirror) > best) & (kind_codes == KINDS.index("near"))
-        signed = np.where(flipped, signed_mirror, signed)
-        best = np.abs(signed)
-    is_near = kind_codes == KINDS.index("near")
+        use_mirror = best_mirror > best_near
+        signed_near = np.where(use_mirror, signed_mirror, signed_near)
+        best_near = np.where(use_mirror, best_mirror, best_near)
+        flipped[near] = use_mirror
+    signed[near] = signed_near
+    best[near] = best_near
     query_hash = query_rows["phash"].to_numpy(dtype=np.int64)[query_positions]
     reference_hash = reference_rows["phash"].to_numpy(dtype=np.int64)[reference_positions]
     reference_inverted = reference_rows["phash_inverted"].to_numpy(dtype=np.int64)[
