@@ -98,6 +98,9 @@ _FLOAT_COLUMNS = ("brightness", "contrast", "sharpness", "entropy")
 # --- the pure part: one decoded image -> feature values -------------------------------------
 
 
+_LEVELS = np.arange(256, dtype=np.float64)  # gray levels, for statistics of a histogram
+
+
 def gray_statistics(histogram: Sequence[int]) -> dict:
     """Brightness, contrast and entropy of a gray image from its 256-bin histogram.
 
@@ -122,9 +125,6 @@ def gray_statistics(histogram: Sequence[int]) -> dict:
         "contrast": math.sqrt(max(variance, 0.0)),
         "entropy": float(-(probabilities * np.log2(probabilities)).sum()),
     }
-
-
-_LEVELS = np.arange(256, dtype=np.float64)
 
 
 def is_grayscale(rgb: np.ndarray) -> bool:
