@@ -65,9 +65,11 @@ from data.hashing import DESCRIPTOR_SIDE, aligned_similarity, hamming, mirror_de
 # benchmarks/results/neardup.md); AuditConfig.near_duplicate_similarity repeats it for audits.
 DEFAULT_SIMILARITY = 0.93  # best |cosine| over small alignments
 DEFAULT_CANDIDATE_SIMILARITY = 0.75  # plain |cosine| a pair needs before it is aligned
-# Former pHash-confirmed rule (replaced by the alignment); kept so that older imports work.
-DEFAULT_CONFIRMED_SIMILARITY = DEFAULT_CANDIDATE_SIMILARITY
-DEFAULT_CONFIRMING_PHASH_DISTANCE = 64
+# The former pHash-confirmed rule's values, no longer used by find_duplicates (the alignment
+# replaced it); kept only because data/duplicate_audit.py still imports them for its messages,
+# which should use describe_rule() instead.
+DEFAULT_CONFIRMED_SIMILARITY = 0.82
+DEFAULT_CONFIRMING_PHASH_DISTANCE = 18
 REQUIRED_COLUMNS = ("sha256", "pixel_digest", "phash", "phash_inverted", "descriptor")
 PAIR_COLUMNS = (
     "query_index",

@@ -13,11 +13,13 @@ from PIL import Image, ImageEnhance, ImageOps
 from skimage import data as sample_data
 
 from data.hashing import (
+    aligned_similarity,
     average_ranks,
     hamming,
     image_hashes,
     int64_to_hex,
     mirror_descriptors,
+    window_sampling_matrix,
 )
 
 SAMPLES = ("astronaut", "coffee", "chelsea", "rocket", "camera", "coins")
@@ -132,3 +134,61 @@ def test_distinct_images_are_far_apart(pair):
     first, second = (image_hashes(sample(name)) for name in pair)
     assert hamming(first["phash"], second["phash"]) > 12
     assert abs(cosine(first, second)) < 0.8
+
+
+def shifted(image: Image.Image, fraction: float) -> Image.Image:
+    """Translate right and down by ``fraction`` of the size, edge pixels repeated."""
+    array = np.asarray(image)
+    dx, dy = round(image.width * fraction), round(image.height * fraction)
+    padded = np.pad(array, ((dy, 0), (dx, 0), (0, 0)), mode="edge")
+    return Image.fromarray(padded[: array.shape[0], : array.shape[1]])
+
+
+def descriptors(*images: Image.Image) -> np.ndarray:
+    return np.stack([image_hashes(image)["descriptor"] for image in images]).astype(np.float32)
+
+
+@pytest.mark.parametrize("name", ["astronaut", "coffee", "rocket", "camera"])
+def test_alignment_recovers_shifts_and_crops(name):
+    image = sample(name)
+    width, height = image.size
+    edits = [
+        shifted(image, 0.06),
+        image.crop((0, 0, round(width * 0.9), round(height * 0.9))),  # 10 % crop in a corner
+    ]
+    original = descriptors(image)
+    for edited in edits:
+        copy = descriptors(edited)
+        plain = abs(float(original[0] @ copy[0]))
+        aligned = float(aligned_similarity(original, copy)[0])
+        assert aligned >= plain
+        assert aligned > 0.93, (name, plain, aligned)
+
+
+def test_alignment_is_symmetric_and_bounded_and_keeps_distinct_apart():
+    names = ("astronaut", "coffee", "chelsea", "rocket", "camera", "coins")
+    vectors = descriptors(*(sample(name) for name in names))
+    first, second = np.repeat(vectors, len(names), axis=0), np.tile(vectors, (len(names), 1))
+    forward, backward = aligned_similarity(first, second), aligned_similarity(second, first)
+    np.testing.assert_allclose(forward, backward, atol=1e-5)
+    plain = np.abs(np.einsum("ij,ij->i", first, second))
+    assert np.all(forward >= plain - 1e-5) and np.all(forward <= 1.0)
+    same = np.repeat(np.arange(len(names)), len(names)) == np.tile(
+        np.arange(len(names)), len(names)
+    )
+    np.testing.assert_allclose(forward[same], 1.0, atol=1e-3)
+    assert forward[~same].max() < 0.9
+
+
+def test_alignment_of_flat_descriptor_is_zero_and_shapes_are_checked():
+    vector = descriptors(sample("coffee"))
+    assert aligned_similarity(np.zeros_like(vector), vector).tolist() == [0.0]
+    with pytest.raises(ValueError, match="aligned_similarity"):
+        aligned_similarity(vector, vector[:, :64])
+
+
+def test_window_sampling_identity_and_edge_repeat():
+    np.testing.assert_allclose(window_sampling_matrix(1.0, 0.0), np.eye(16), atol=1e-12)
+    shifted_left = window_sampling_matrix(1.0, -1 / 16)  # samples one cell before the grid
+    assert shifted_left[0].tolist() == [1.0] + [0.0] * 15  # edge repeated
+    assert shifted_left[5, 4] == 1.0

@@ -13,7 +13,13 @@ from skimage import data as sample_data
 from skimage import exposure, util
 
 from data.hashing import image_hashes
-from data.neardup import PAIR_COLUMNS, find_duplicates
+from data.neardup import (
+    DEFAULT_SIMILARITY,
+    PAIR_COLUMNS,
+    _similar_pairs,
+    describe_rule,
+    find_duplicates,
+)
 
 NAMES = ("astronaut", "coffee", "chelsea", "rocket", "camera", "coins", "moon", "page")
 
@@ -188,3 +194,93 @@ def test_blocks_give_the_same_answer(reference):
     within_whole = find_duplicates(pd.concat([query, reference]))
     within_blocks = find_duplicates(pd.concat([query, reference]), block_bytes=1)
     pd.testing.assert_frame_equal(within_whole, within_blocks)
+
+
+def shift(fraction):
+    def apply(image):
+        array = np.asarray(image)
+        dx, dy = round(image.width * fraction), round(image.height * fraction)
+        padded = np.pad(array, ((dy, 0), (dx, 0), (0, 0)), mode="edge")
+        return Image.fromarray(padded[: array.shape[0], : array.shape[1]])
+
+    return apply
+
+
+def corner_crop(fraction):
+    def apply(image):
+        return image.crop(
+            (0, 0, round(image.width * (1 - fraction)), round(image.height * (1 - fraction)))
+        )
+
+    return apply
+
+
+@pytest.mark.parametrize("edit", [shift(0.06), corner_crop(0.10)], ids=["shift_6%", "crop_10%"])
+def test_alignment_finds_shifted_and_cropped_copies(reference, edit):
+    names = ("astronaut", "coffee", "camera")
+    query = pd.DataFrame(
+        [features(edit(sample(name)), format="JPEG") for name in names],
+        index=[f"copy/{name}" for name in names],
+    )
+    plain = np.abs(
+        np.stack(query["descriptor"].to_numpy()).astype(np.float32)
+        @ np.stack(reference.loc[[f"ref/{n}" for n in names], "descriptor"].to_numpy())
+        .astype(np.float32)
+        .T
+    ).diagonal()
+    assert plain.min() < DEFAULT_SIMILARITY  # the plain cosine alone would miss at least one
+    pairs = find_duplicates(query, reference)
+    assert sorted(zip(pairs["query_index"], pairs["reference_index"], strict=True)) == [
+        (f"copy/{name}", f"ref/{name}") for name in sorted(names)
+    ]
+    assert (pairs["similarity"] >= DEFAULT_SIMILARITY).all()
+    # Without the alignment (candidates must reach the final threshold by plain cosine alone)
+    # the weakest copy is lost: the alignment is what finds it.
+    strict = find_duplicates(query, reference, candidate_similarity=1.0, similarity=1.0)
+    assert len(strict) < len(pairs)
+
+
+def _brute_force(first, second, threshold, *, within):
+    block = np.abs(first @ second.T)
+    rows, columns = np.nonzero(block >= threshold)
+    if within:
+        keep = columns > rows
+        rows, columns = rows[keep], columns[keep]
+    return set(zip(rows.tolist(), columns.tolist(), strict=True))
+
+
+def _smooth_descriptors(count, seed):
+    """Descriptors of random smooth images (what the prefilter's bound is tight on)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for _ in range(count):
+        small = rng.integers(0, 256, size=(4, 4), dtype=np.uint8)
+        image = Image.fromarray(small).resize((64, 64), Image.Resampling.BICUBIC).convert("RGB")
+        rows.append(image_hashes(image)["descriptor"])
+    return np.stack(rows).astype(np.float32)
+
+
+@pytest.mark.parametrize("threshold", [0.6, 0.8, 0.95])
+def test_prefiltered_search_is_exact(threshold):
+    smooth = _smooth_descriptors(120, seed=1)
+    noise = np.random.default_rng(2).standard_normal((60, 256)).astype(np.float32)
+    noise /= np.linalg.norm(noise, axis=1, keepdims=True)  # no smoothness: bound useless
+    for vectors in (smooth, noise):
+        query, reference = vectors[:40], vectors[40:]
+        found = _similar_pairs(
+            query, reference, threshold=threshold, within=False, block_bytes=4096
+        )
+        assert set(zip(found[0].tolist(), found[1].tolist(), strict=True)) == _brute_force(
+            query, reference, threshold, within=False
+        )
+        found = _similar_pairs(vectors, vectors, threshold=threshold, within=True, block_bytes=4096)
+        assert set(zip(found[0].tolist(), found[1].tolist(), strict=True)) == _brute_force(
+            vectors, vectors, threshold, within=True
+        )
+    assert len(_brute_force(smooth, smooth, 0.6, within=True)) > 10  # the test has matches
+
+
+def test_candidate_similarity_is_validated(reference):
+    with pytest.raises(ValueError, match="candidate_similarity"):
+        find_duplicates(reference, candidate_similarity=0.0)
+    assert "0.93" in describe_rule(0.93, 0.75) and "0.75" in describe_rule(0.93, 0.75)
