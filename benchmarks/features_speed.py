@@ -296,10 +296,16 @@ def run(
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, wall, cpu in rows:
+        if np.isfinite(cpu):
+            cpu_columns = (
+                f"{cpu / count * 1000:.3f} | {cpu / floor_cpu:.2f}x | {phash_cpu / cpu:.2f}x "
+                f"| {wall:.3f} | {cpu:.3f}"
+            )
+        else:  # a pool run of code that does not report its workers' CPU time
+            cpu_columns = f"n/a | n/a | n/a | {wall:.3f} | n/a"
         lines.append(
             f"| {name} | {count / wall:,.0f} | {wall / floor_wall:.2f}x "
-            f"| {phash_wall / wall:.2f}x | {cpu / count * 1000:.3f} | {cpu / floor_cpu:.2f}x "
-            f"| {phash_cpu / cpu:.2f}x | {wall:.3f} | {cpu:.3f} |"
+            f"| {phash_wall / wall:.2f}x | {cpu_columns} |"
         )
     if breakdown:
         lines += [
