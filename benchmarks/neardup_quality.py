@@ -49,6 +49,7 @@ from data.decode import decode_bytes  # noqa: E402
 from data.hashing import aligned_similarity, hamming  # noqa: E402
 from data.image_features import analyse_decoded  # noqa: E402
 from data.neardup import (  # noqa: E402
+    DEFAULT_ALIGNED_PHASH_DISTANCE,
     DEFAULT_CANDIDATE_SIMILARITY,
     DEFAULT_SIMILARITY,
     find_duplicates,
@@ -85,14 +86,18 @@ SKIMAGE_NAMES = (
 )
 # Left out: checkerboard, shepp_logan_phantom, colorwheel, whose quadrants are mirror images or
 # inverted copies of each other (genuine duplicates, not distractors).
-DEFAULT_RULE = (DEFAULT_CANDIDATE_SIMILARITY, DEFAULT_SIMILARITY)
-# (candidate_similarity: plain |cos|, similarity: best |cos| over the alignments); a rule with
-# equal values is the plain cosine alone (no alignment needed).
+DEFAULT_RULE = (DEFAULT_CANDIDATE_SIMILARITY, DEFAULT_SIMILARITY, DEFAULT_ALIGNED_PHASH_DISTANCE)
+# (candidate_similarity: plain |cos| to be a candidate, similarity: plain or aligned |cos| to
+# match, aligned_phash_distance: pHash distance at most this for the aligned value to count).
+# Equal first two values and distance -1: the plain cosine alone (no alignment).
 SWEEP = (
-    *((threshold, threshold) for threshold in (0.85, 0.90, 0.93, 0.96)),
-    *((0.70, threshold) for threshold in (0.92, 0.93, 0.94, 0.95)),
-    *((0.75, threshold) for threshold in (0.90, 0.92, 0.93, 0.94, 0.95, 0.96)),
-    *((0.80, threshold) for threshold in (0.92, 0.93, 0.94, 0.95)),
+    *((threshold, threshold, -1) for threshold in (0.85, 0.90, 0.93, 0.96)),
+    *((0.70, threshold, 64) for threshold in (0.92, 0.93, 0.94)),
+    *((0.75, threshold, 64) for threshold in (0.92, 0.93, 0.94, 0.95)),
+    *((0.70, threshold, 26) for threshold in (0.92, 0.93)),
+    *((0.75, threshold, distance) for threshold in (0.92, 0.93) for distance in (24, 26, 28)),
+    (0.75, 0.94, 26),
+    *((0.80, threshold, 26) for threshold in (0.92, 0.93)),
 )
 
 
@@ -312,8 +317,8 @@ def has_phash_neighbour(
 def rule_scores(pairs: pd.DataFrame, query: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:
     """Add ``plain`` (|cos|) and ``aligned`` (best |cos| over the alignments) to each pair.
 
-    With mirrored matches allowed (any ``flipped``), both are the best of the image and its
-    mirror, as find_duplicates decides. Lets one search at the loosest thresholds be re-filtered
+    With mirrored matches allowed (any ``flipped``), both are at least the mirrored plain
+    ``|cos|``, as find_duplicates decides. Lets one search at the loosest thresholds be re-filtered
     for every rule of the sweep.
     """
     from data.hashing import mirror_descriptors
@@ -325,10 +330,10 @@ def rule_scores(pairs: pd.DataFrame, query: pd.DataFrame, reference: pd.DataFram
     )
     pairs["plain"] = np.abs(np.einsum("ij,ij->i", first, second))
     pairs["aligned"] = aligned_similarity(first, second)
-    if pairs["flipped"].any():
-        mirrored = mirror_descriptors(first)
-        pairs["plain"] = np.maximum(pairs["plain"], np.abs(np.einsum("ij,ij->i", mirrored, second)))
-        pairs["aligned"] = np.maximum(pairs["aligned"], aligned_similarity(mirrored, second))
+    if pairs["flipped"].any():  # mirrored: plain cosine only, as find_duplicates decides
+        mirrored = np.abs(np.einsum("ij,ij->i", mirror_descriptors(first), second))
+        pairs["plain"] = np.maximum(pairs["plain"], mirrored)
+        pairs["aligned"] = np.maximum(pairs["aligned"], mirrored)
     return pairs
 
 
@@ -384,6 +389,7 @@ def evaluate(args) -> str:
     reference = pd.concat([originals, reference_distractors])
     lowest_candidate = min(rule[0] for rule in SWEEP)
     lowest_similarity = min(rule[1] for rule in SWEEP)
+    largest_distance = max(rule[2] for rule in SWEEP)
     lines = []
     results = {}
     search_seconds = {}
@@ -394,6 +400,7 @@ def evaluate(args) -> str:
             reference,
             similarity=lowest_similarity,
             candidate_similarity=lowest_candidate,
+            aligned_phash_distance=largest_distance,
             flip=flip,
         )
         search_seconds[flip] = time.perf_counter() - started_search
@@ -405,9 +412,13 @@ def evaluate(args) -> str:
     default_pairs = {flip: find_duplicates(query, reference, flip=flip) for flip in (False, True)}
 
     def recall_table(pairs, rule):
-        candidate, threshold = rule
+        candidate, threshold, distance = rule
         keep = (pairs["kind"] != "near") | (
-            (pairs["plain"] >= candidate) & (pairs["aligned"] >= threshold)
+            (pairs["plain"] >= candidate)
+            & (
+                (pairs["plain"] >= threshold)
+                | ((pairs["aligned"] >= threshold) & (pairs["phash_distance"] <= distance))
+            )
         )
         kept = pairs[keep]
         found = set(kept.loc[kept["true"], "query_index"])
@@ -436,7 +447,7 @@ def evaluate(args) -> str:
     default = DEFAULT_RULE
     lines.append(
         f"## Planted copies at the defaults: candidate_similarity {default[0]}, "
-        f"similarity {default[1]}\n"
+        f"similarity {default[1]}, aligned_phash_distance {default[2]}\n"
     )
     lines.append(
         f"{len(sources)} sources ({sum(s.startswith('sk:') for s in sources)} scikit-image "
@@ -480,6 +491,7 @@ def evaluate(args) -> str:
                     "flip": flip,
                     "candidate_similarity": rule[0],
                     "similarity": rule[1],
+                    "aligned_phash_distance": rule[2] if rule[2] >= 0 else "-",
                     "recall": round(frame["found"].mean(), 4),
                     "recall scikit-image": round(
                         frame.loc[frame["kind"] == "scikit-image", "found"].mean(), 4
@@ -492,6 +504,10 @@ def evaluate(args) -> str:
                 }
             )
     lines.append(markdown(pd.DataFrame(sweep_rows), index=False) + "\n")
+    if args.save_pairs:
+        pd.concat({flip: results[flip] for flip in (False, True)}, names=["flip"]).to_pickle(
+            args.save_pairs
+        )
 
     _, kept = recall_table(results[False], default)
     false_pairs = kept[~kept["true"]].sort_values("similarity", ascending=False)
@@ -618,6 +634,7 @@ def main(argv=None) -> int:
     parser.add_argument("--sheet", default="benchmarks/results/neardup_simpsons_pairs.png")
     parser.add_argument("--false-sheet", default="")
     parser.add_argument("--output", default="", help="also write the markdown here")
+    parser.add_argument("--save-pairs", default="", help="pickle the scored pairs here")
     args = parser.parse_args(argv)
     text = test_vs_train(args) if args.simpsons_test_vs_train else evaluate(args)
     print(text)

@@ -9,15 +9,16 @@ Three kinds of match, exclusive per pair (the first that applies wins):
 
             1. *candidates*: ``|cosine| >= candidate_similarity`` (default 0.75), all such pairs,
                found exactly by a blocked matrix product (below);
-            2. *decision*: the pair's best ``|cosine|`` over small alignments
+            2. *decision*: the plain ``|cosine|`` reaches ``similarity`` (default 0.93), or
+               the pair's best ``|cosine|`` over small alignments
                (:func:`data.hashing.aligned_similarity`: shifts up to 6 %, crops of 6-12 %, in
-               both directions, the plain cosine included) reaches ``similarity`` (default
-               0.93). A pair whose plain ``|cosine|`` already reaches ``similarity`` needs no
-               alignment.
+               both directions) does and the pHash distance (plain or inverted) is at most
+               ``aligned_phash_distance`` (default 26): a second, independent signal before
+               the looser geometric match is believed.
 
             The absolute value matches inverted copies, whose descriptor is the negated vector.
             With ``flip=True`` each query is also compared in its mirrored form (the grid's
-            columns reversed), with the same two stages.
+            columns reversed) by plain ``|cosine|`` (the stored pHash is not mirrored).
 
 The plain cosine of a copy shifted by 6 % or cropped by 10 % falls to 0.6-0.9, where unrelated
 look-alikes also lie; aligning the two grids brings true copies back above 0.93 while unrelated
@@ -65,6 +66,7 @@ from data.hashing import DESCRIPTOR_SIDE, aligned_similarity, hamming, mirror_de
 # benchmarks/results/neardup.md); AuditConfig.near_duplicate_similarity repeats it for audits.
 DEFAULT_SIMILARITY = 0.93  # best |cosine| over small alignments
 DEFAULT_CANDIDATE_SIMILARITY = 0.75  # plain |cosine| a pair needs before it is aligned
+DEFAULT_ALIGNED_PHASH_DISTANCE = 26  # ... and the pHash distance (plain or inverted) at most
 # The former pHash-confirmed rule's values, no longer used by find_duplicates (the alignment
 # replaced it); kept only because data/duplicate_audit.py still imports them for its messages,
 # which should use describe_rule() instead.
@@ -93,11 +95,13 @@ _BOUND_MARGIN = 1e-4  # float32 rounding of the 64-value products, with room to 
 def describe_rule(
     similarity: float = DEFAULT_SIMILARITY,
     candidate_similarity: float = DEFAULT_CANDIDATE_SIMILARITY,
+    aligned_phash_distance: int = DEFAULT_ALIGNED_PHASH_DISTANCE,
 ) -> str:
     """The near-duplicate rule in words, for messages and reports."""
     return (
-        f"descriptor |cosine| >= {candidate_similarity:.2f}, and >= {similarity:.2f} at the "
-        "best of small shifts (up to 6 %) and crops (6-12 %)"
+        f"descriptor |cosine| >= {similarity:.2f}, or >= {candidate_similarity:.2f} and >= "
+        f"{similarity:.2f} at the best of small shifts (up to 6 %) and crops (6-12 %) with "
+        f"pHash distance <= {aligned_phash_distance}"
     )
 
 
@@ -175,11 +179,15 @@ def _join_pairs(query: pd.DataFrame, reference: pd.DataFrame, column: str, *, wi
 
 
 def _project(vectors: np.ndarray):
-    """(low-frequency part float32 (n, 64), residual norm float64 (n,)) of 256-value rows."""
+    """(low-frequency part float32 (n, 64), residual norm float64 (n,)) of 256-value rows.
+
+    In float64, ``|v_R|^2 = |v|^2 - |v_P|^2`` (orthonormal basis) loses nothing that matters:
+    its rounding (~1e-15) is far below the bound's margin.
+    """
     exact = vectors.astype(np.float64)
     low = exact @ _PREFILTER_BASIS.T
-    residual = np.linalg.norm(exact - low @ _PREFILTER_BASIS, axis=1)
-    return np.ascontiguousarray(low, dtype=np.float32), residual
+    squares = np.einsum("ij,ij->i", exact, exact) - np.einsum("ij,ij->i", low, low)
+    return np.ascontiguousarray(low, dtype=np.float32), np.sqrt(np.maximum(squares, 0.0))
 
 
 def _rowwise_similarity(query_vectors, reference_vectors, query_positions, reference_positions):
@@ -306,6 +314,7 @@ def find_duplicates(
     similarity: float = DEFAULT_SIMILARITY,
     flip: bool = False,
     candidate_similarity: float = DEFAULT_CANDIDATE_SIMILARITY,
+    aligned_phash_distance: int | None = DEFAULT_ALIGNED_PHASH_DISTANCE,
     block_bytes: int = DEFAULT_BLOCK_BYTES,
 ) -> pd.DataFrame:
     """Find exact copies, pixel-identical copies and near-duplicates between or within sets.
@@ -321,16 +330,24 @@ def find_duplicates(
         ``query``, reporting each unordered pair once (``query_index`` is the earlier row)
         and no row paired with itself.
     similarity : float in (0, 1]
-        A candidate pair is near when its best ``|cosine|`` over small alignments (shifts up
-        to 6 %, crops of 6-12 %; the plain cosine included) reaches this. Default 0.93.
+        A candidate pair is near when its plain ``|cosine|`` reaches this, or its best
+        ``|cosine|`` over small alignments (shifts up to 6 %, crops of 6-12 %) does and its
+        pHash agrees (``aligned_phash_distance``). Default 0.93.
     flip : bool
         Also match horizontally mirrored copies (default False: a mirror is often a
         legitimate augmentation, not a leak).
     candidate_similarity : float in (0, 1]
         Plain descriptor ``|cosine|`` a pair needs before it is aligned (default 0.75). Lower
         finds copies shifted or cropped further, at more alignment work (about 0.1 ms of CPU
-        per candidate). Values above ``similarity`` act as ``similarity``. Defaults calibrated
-        on planted transformed copies among distractors (benchmarks/results/neardup.md).
+        per candidate). Values above ``similarity`` act as ``similarity``.
+    aligned_phash_distance : int (0-64) or None
+        A candidate whose plain ``|cosine|`` is below ``similarity`` is aligned only when its
+        pHash distance (plain or inverted) is at most this (default 26; unrelated images are
+        at 32 +- 4): a second, independent signal that halves the false matches and the
+        alignment work. ``None`` aligns every candidate. Mirrored matches (``flip``) are
+        decided by the plain mirrored ``|cosine|`` alone (the stored pHash is not mirrored).
+        Defaults calibrated on planted transformed copies among distractors
+        (benchmarks/results/neardup.md).
     block_bytes : int
         Memory for one block of the similarity matrix (float32); bounds peak memory.
 
@@ -362,6 +379,10 @@ def find_duplicates(
             raise ValueError(f"{name}={value!r}; expected a |cosine| in (0, 1], e.g. 0.9")
     if block_bytes <= 0:
         raise ValueError(f"block_bytes={block_bytes!r}; expected a positive number of bytes")
+    if aligned_phash_distance is not None and not 0 <= int(aligned_phash_distance) <= 64:
+        raise ValueError(
+            f"aligned_phash_distance={aligned_phash_distance!r}; expected bits in 0-64 or None"
+        )
     similarity = float(similarity)
     candidate_threshold = min(float(candidate_similarity), similarity)
 
@@ -429,29 +450,10 @@ def find_duplicates(
         reference_positions,
         kind_codes,
         similarity=similarity,
+        aligned_phash_distance=64 if aligned_phash_distance is None else aligned_phash_distance,
     )
     keep = (pairs["kind"].to_numpy() != "near") | (pairs["similarity"].to_numpy() >= similarity)
     return pairs[keep].reset_index(drop=True)
-
-
-def _best_similarity(
-    query_vectors, reference_vectors, query_positions, reference_positions, *, similarity
-):
-    """(signed plain cosine, best |cosine| with alignment) of the given pairs.
-
-    The alignment is computed only where the plain ``|cosine|`` is below ``similarity`` (the
-    pairs above are matches anyway).
-    """
-    signed = _rowwise_similarity(
-        query_vectors, reference_vectors, query_positions, reference_positions
-    )
-    best = np.abs(signed)
-    unsure = np.flatnonzero(best < similarity)
-    if len(unsure):
-        best[unsure] = aligned_similarity(
-            query_vectors[query_positions[unsure]], reference_vectors[reference_positions[unsure]]
-        )
-    return signed, best
 
 
 def _describe_pairs(
@@ -465,36 +467,15 @@ def _describe_pairs(
     kind_codes,
     *,
     similarity,
+    aligned_phash_distance,
 ) -> pd.DataFrame:
-    """The result frame: distances and flags for each pair (near pairs not yet thresholded)."""
+    """The result frame: distances and flags for each pair (near pairs not yet thresholded).
+
+    ``similarity`` of a near pair: its plain ``|cosine|``, raised to the best aligned
+    ``|cosine|`` when that plain value is below ``similarity`` and the pHash distance is at
+    most ``aligned_phash_distance`` (the alignment is computed only for those pairs).
+    """
     is_near = kind_codes == KINDS.index("near")
-    signed = _rowwise_similarity(
-        query_vectors, reference_vectors, query_positions, reference_positions
-    )
-    best = np.abs(signed)
-    near = np.flatnonzero(is_near)
-    signed_near, best_near = _best_similarity(
-        query_vectors,
-        reference_vectors,
-        query_positions[near],
-        reference_positions[near],
-        similarity=similarity,
-    )
-    flipped = np.zeros(len(best), dtype=bool)
-    if mirrored_vectors is not None and len(near):
-        signed_mirror, best_mirror = _best_similarity(
-            mirrored_vectors,
-            reference_vectors,
-            query_positions[near],
-            reference_positions[near],
-            similarity=similarity,
-        )
-        use_mirror = best_mirror > best_near
-        signed_near = np.where(use_mirror, signed_mirror, signed_near)
-        best_near = np.where(use_mirror, best_mirror, best_near)
-        flipped[near] = use_mirror
-    signed[near] = signed_near
-    best[near] = best_near
     query_hash = query_rows["phash"].to_numpy(dtype=np.int64)[query_positions]
     reference_hash = reference_rows["phash"].to_numpy(dtype=np.int64)[reference_positions]
     reference_inverted = reference_rows["phash_inverted"].to_numpy(dtype=np.int64)[
@@ -502,14 +483,34 @@ def _describe_pairs(
     ]
     phash_distance = np.minimum(
         hamming(query_hash, reference_hash), hamming(query_hash, reference_inverted)
+    ).astype(np.int64)
+    signed = _rowwise_similarity(
+        query_vectors, reference_vectors, query_positions, reference_positions
     )
+    best = np.abs(signed)
+    unsure = np.flatnonzero(
+        is_near & (best < similarity) & (phash_distance <= aligned_phash_distance)
+    )
+    if len(unsure):
+        best[unsure] = aligned_similarity(
+            query_vectors[query_positions[unsure]],
+            reference_vectors[reference_positions[unsure]],
+        )
+    flipped = np.zeros(len(best), dtype=bool)
+    if mirrored_vectors is not None and len(best):
+        signed_mirror = _rowwise_similarity(
+            mirrored_vectors, reference_vectors, query_positions, reference_positions
+        )
+        flipped = (np.abs(signed_mirror) > best) & is_near
+        signed = np.where(flipped, signed_mirror, signed)
+        best = np.where(flipped, np.abs(signed_mirror), best)
     return pd.DataFrame(
         {
             "query_index": query_rows.index.to_numpy()[query_positions],
             "reference_index": reference_rows.index.to_numpy()[reference_positions],
             "kind": np.asarray(KINDS, dtype=object)[kind_codes],
             "similarity": np.minimum(best, 1.0).astype(np.float64),
-            "phash_distance": phash_distance.astype(np.int64),
+            "phash_distance": phash_distance,
             "inverted": (signed < 0) & is_near,
             "flipped": flipped,
         },
