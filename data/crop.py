@@ -7,7 +7,9 @@ margin`` px from each side that has one (the margin takes the JPEG ringing next 
 re-profiles the cropped image and crops again while a border shows (a frame line along a
 side is only uniform once the lines across it are gone), writes the result to ``OUT`` under
 the same relative path, and copies images without a border byte for byte. The originals are
-never changed.
+never changed. With ``keep_size`` (``--keep-size``) each cropped image is resized back to its
+original width and height, so that the crop does not leave the cropped class with a size of its
+own (the metadata-shortcut audit would then find the class by its width and height).
 
 Lineage in ``OUT``: every written file gets a row with the original's ``group``, ``parent``
 (an augmented copy stays a copy of its cropped source, at the same relative path) and
@@ -74,6 +76,7 @@ def crop_borders(
     features: pd.DataFrame | None = None,
     margin: int = CROP_MARGIN,
     cache_dir: str | os.PathLike | None = None,
+    keep_size: bool = False,
     progress: bool = True,
 ) -> pd.DataFrame:
     """Write a copy of ``dataset`` into ``out`` with detected borders cropped.
@@ -91,6 +94,9 @@ def crop_borders(
         Extra px removed beyond each border (default :data:`CROP_MARGIN`).
     cache_dir : path, optional
         Feature cache folder (see ``data.features``).
+    keep_size : bool
+        Resize each cropped image back to its original size (Lanczos), so cropping one class
+        does not give it a size of its own.
     progress : bool
         Show progress bars.
 
@@ -136,7 +142,7 @@ def crop_borders(
                 shutil.copy2(source, target)
                 operation = "copy"
             else:
-                box = _write_cropped(source, target, box, margin=margin)
+                box = _write_cropped(source, target, box, margin=margin, keep_size=keep_size)
                 operation = "crop-borders"
         except OSError as error:
             results.append({"path": row.path, "operation": f"skipped: {error}", "box": None})
@@ -161,7 +167,9 @@ def crop_borders(
     return pd.DataFrame(results, columns=["path", "operation", "box"])
 
 
-def _write_cropped(source: Path, target: Path, box, *, margin: int) -> tuple[int, int, int, int]:
+def _write_cropped(
+    source: Path, target: Path, box, *, margin: int, keep_size: bool = False
+) -> tuple[int, int, int, int]:
     """Crop ``box``, then re-profile and crop again while a border shows (at most
     :data:`MAX_PASSES` passes: a frame line is only uniform along a side once the lines across
     it are gone). Returns the total box in original coordinates."""
@@ -172,7 +180,9 @@ def _write_cropped(source: Path, target: Path, box, *, margin: int) -> tuple[int
 
     with Image.open(source) as image:
         image_format = image.format
-        cropped = ImageOps.exif_transpose(image).crop(box)  # features measure after EXIF
+        oriented = ImageOps.exif_transpose(image)  # features measure after EXIF
+        original_size = oriented.size
+        cropped = oriented.crop(box)
     left, top = box[0], box[1]
     for _ in range(MAX_PASSES - 1):
         profile = profile_borders(np.asarray(cropped.convert("RGB")))
@@ -181,17 +191,26 @@ def _write_cropped(source: Path, target: Path, box, *, margin: int) -> tuple[int
             break
         cropped = cropped.crop(again)
         left, top = left + again[0], top + again[1]
+    total = (left, top, left + cropped.width, top + cropped.height)
+    if keep_size:
+        cropped = cropped.resize(original_size, Image.Resampling.LANCZOS)
     options = {"quality": JPEG_QUALITY} if image_format == "JPEG" else {}
     if image_format == "JPEG" and cropped.mode not in ("RGB", "L", "CMYK"):
         cropped = cropped.convert("RGB")
     temporary = target.with_name(f".{target.name}.partial")
     cropped.save(temporary, format=image_format, **options)
     os.replace(temporary, target)
-    return left, top, left + cropped.width, top + cropped.height
+    return total
 
 
 def run(args) -> int:
-    result = crop_borders(args.dataset, args.out, margin=args.margin, cache_dir=args.cache_dir)
+    result = crop_borders(
+        args.dataset,
+        args.out,
+        margin=args.margin,
+        cache_dir=args.cache_dir,
+        keep_size=args.keep_size,
+    )
     counts = result["operation"].str.replace(r"^skipped: .*", "skipped", regex=True).value_counts()
     for row in result[result["operation"].str.startswith("skipped")].head(20).itertuples():
         print(f"skipped {row.path}: {row.operation[len('skipped: ') :]}")
@@ -219,6 +238,12 @@ def register_command(subparsers) -> None:
         type=int,
         default=CROP_MARGIN,
         help=f"extra px cut beyond each border (default {CROP_MARGIN})",
+    )
+    parser.add_argument(
+        "--keep-size",
+        action="store_true",
+        help="resize each cropped image back to its original size (so the cropped class has "
+        "no size of its own for a model or the metadata-shortcut audit to learn)",
     )
     parser.add_argument(
         "--cache-dir",

@@ -10,13 +10,25 @@ from data.demo import (
     BORDER_LINE_OFFSET,
     BORDER_LINE_WIDTH,
     BORDERED_MOVIE,
+    MIN_SCENES,
     MOVIES,
     generate_demo,
+    scene_counts,
 )
+from data.demo_drawing import draw_scene_frames
+from data.demo_internet import (
+    FAN_ART_BACKGROUNDS,
+    INTERNET_SIZES,
+    draw_fan_art,
+    draw_internet_image,
+    draw_sketch,
+    fan_art_background,
+)
+from data.hashing import aligned_similarity, image_hashes
 from data.lineage import read_lineage
 from data.scan import scan
 
-SMALL = {"frames_per_scene": 6, "scenes_per_movie": 3}
+SMALL = {"frames_per_scene": 4, "scenes_per_movie": 6}
 
 
 def digest_tree(root):
@@ -131,3 +143,78 @@ def test_demo_thresholds_ignore_content_driven_metadata(demo):
     config = load_audit_config(dataset_root=demo)
     assert set(config.metadata_ignore) == {"brightness", "contrast", "file_size"}
     assert "width" in metadata_columns(ignore=config.metadata_ignore)
+
+
+def test_every_movie_has_scenes_for_both_splits_and_the_imbalance_stays():
+    for scenes in (1, 3, 8):
+        counts = scene_counts(scenes)
+        assert min(counts.values()) >= MIN_SCENES
+    assert scene_counts(8) == {
+        "sky-castle": 8,
+        "forest-spirit": 7,
+        "spirit-bathhouse": 6,
+        "lion-pride": 5,
+        "ice-palace": 4,
+        "ocean-voyage": 2,
+    }
+
+
+def test_internet_images_have_the_documented_kinds_and_sizes():
+    movie = MOVIES[0]
+    sketch = draw_sketch(movie, (120, 160), np.random.default_rng(0))
+    fan_art = draw_fan_art(movie, (200, 120), np.random.default_rng(0))
+    assert (sketch.mode, sketch.size) == ("L", (120, 160))
+    assert (fan_art.mode, fan_art.size) == ("RGB", (200, 120))
+    kinds = {draw_internet_image(movie, np.random.default_rng(n)).mode for n in range(20)}
+    assert kinds == {"L", "RGB"}
+    sizes = {draw_internet_image(movie, np.random.default_rng(n)).size for n in range(40)}
+    assert sizes <= set(INTERNET_SIZES) and len(sizes) > 2
+    for kind in FAN_ART_BACKGROUNDS:
+        background = fan_art_background(kind, (64, 48), (250, 200, 100), (20, 40, 60), rng())
+        assert background.shape == (48, 64, 3) and np.ptp(background) > 20
+    with pytest.raises(ValueError, match="sunburst"):
+        fan_art_background("plaid", (64, 48), (250, 200, 100), (20, 40, 60), rng())
+
+
+def rng(seed=0):
+    return np.random.default_rng(seed)
+
+
+def descriptors(images):
+    return np.stack([image_hashes(image.convert("RGB"))["descriptor"] for image in images])
+
+
+def test_internet_images_of_two_movies_are_never_near_duplicates():
+    """Each sketch or fan art has its own layout: no pair of two movies, nor of one movie, nor
+    an internet image and a frame, reaches the near-duplicate threshold (|cos| 0.90, over
+    small shifts and crops). Plain-gradient fan art with a small character reached 0.99."""
+    images, labels = [], []
+    for index, movie in enumerate(MOVIES):
+        for number in range(10):
+            images.append(draw_internet_image(movie, np.random.default_rng([5, 1, index, number])))
+            labels.append(movie.name)
+    frames = [
+        draw_scene_frames(movie, frames=1, size=(160, 96), bordered=False, rng=rng(k))[0]
+        for k, movie in enumerate(MOVIES)
+    ]
+    vectors = descriptors(images + frames)
+    first, second = np.triu_indices(len(vectors), 1)
+    internet = second < len(images)  # pairs of internet images (first < second)
+    similarity = aligned_similarity(vectors[first], vectors[second])
+    assert similarity[internet].max() < 0.9
+    assert similarity[~internet & (first < len(images))].max() < 0.9  # internet ~ frame
+    # the old drawing: one vertical gradient and a small character, for every movie
+    plain = [_gradient_fan_art(movie) for movie in MOVIES[:2]]
+    assert aligned_similarity(*descriptors(plain)[:, None, :]).item() > 0.95
+
+
+def _gradient_fan_art(movie):
+    from PIL import ImageDraw
+
+    from data.demo_drawing import draw_character
+
+    canvas = np.zeros((96, 160, 3), np.float32) + 200
+    canvas *= np.linspace(1.0, 0.7, 96, dtype=np.float32)[:, None, None]
+    image = Image.fromarray(canvas.astype(np.uint8))
+    draw_character(ImageDraw.Draw(image), movie, (80, 55), 14)
+    return image
