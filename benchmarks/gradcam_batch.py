@@ -29,6 +29,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+KEPT_SECTION = "## Edge-focus proof"
 
 
 def original_loop(model, images, layer):
@@ -134,7 +135,11 @@ def main(argv=None) -> int:
     report = "\n".join(lines)
     print(report)
     arguments.out.parent.mkdir(parents=True, exist_ok=True)
-    arguments.out.write_text(report)
+    kept = ""  # sections written by hand below this one (the edge-focus proof) are kept
+    if arguments.out.is_file() and KEPT_SECTION in arguments.out.read_text():
+        previous = arguments.out.read_text()
+        kept = "\n" + previous[previous.index(KEPT_SECTION) :]
+    arguments.out.write_text(report + kept)
     print(f"wrote {arguments.out}")
     return 0
 
