@@ -9,20 +9,22 @@ Three kinds of match, exclusive per pair (the first that applies wins):
 
             1. *candidates*: ``|cosine| >= candidate_similarity`` (default 0.75), all such pairs,
                found exactly by a blocked matrix product (below);
-            2. *decision*: the plain ``|cosine|`` reaches ``similarity`` (default 0.93), or
+            2. *decision*: the plain ``|cosine|`` reaches ``similarity`` (default 0.94); or
                the pair's best ``|cosine|`` over small alignments
                (:func:`data.hashing.aligned_similarity`: shifts up to 6 %, crops of 6-12 %, in
                both directions) does and the pHash distance (plain or inverted) is at most
                ``aligned_phash_distance`` (default 26): a second, independent signal before
-               the looser geometric match is believed.
+               the looser geometric match is believed; or the plain ``|cosine|`` reaches
+               ``confirmed_similarity`` (0.82) with a pHash distance of at most
+               ``confirming_phash_distance`` (10), for strong photometric edits.
 
             The absolute value matches inverted copies, whose descriptor is the negated vector.
             With ``flip=True`` each query is also compared in its mirrored form (the grid's
             columns reversed) by plain ``|cosine|`` (the stored pHash is not mirrored).
 
 The plain cosine of a copy shifted by 6 % or cropped by 10 % falls to 0.6-0.9, where unrelated
-look-alikes also lie; aligning the two grids brings true copies back above 0.93 while unrelated
-pairs stay below (calibration: benchmarks/results/neardup.md).
+look-alikes also lie; aligning the two grids brings true copies back above 0.94 while unrelated
+pairs mostly stay below (calibration: benchmarks/results/neardup.md).
 
 How it scales
 -------------
@@ -64,14 +66,11 @@ from data.hashing import DESCRIPTOR_SIDE, aligned_similarity, hamming, mirror_de
 
 # Calibrated on planted copies among distractors (benchmarks/neardup_quality.py, results in
 # benchmarks/results/neardup.md); AuditConfig.near_duplicate_similarity repeats it for audits.
-DEFAULT_SIMILARITY = 0.93  # best |cosine| over small alignments
-DEFAULT_CANDIDATE_SIMILARITY = 0.75  # plain |cosine| a pair needs before it is aligned
-DEFAULT_ALIGNED_PHASH_DISTANCE = 26  # ... and the pHash distance (plain or inverted) at most
-# The former pHash-confirmed rule's values, no longer used by find_duplicates (the alignment
-# replaced it); kept only because data/duplicate_audit.py still imports them for its messages,
-# which should use describe_rule() instead.
-DEFAULT_CONFIRMED_SIMILARITY = 0.82
-DEFAULT_CONFIRMING_PHASH_DISTANCE = 18
+DEFAULT_SIMILARITY = 0.94  # plain |cosine|, or best |cosine| over small alignments ...
+DEFAULT_CANDIDATE_SIMILARITY = 0.75  # ... of pairs whose plain |cosine| reaches this
+DEFAULT_ALIGNED_PHASH_DISTANCE = 26  # ... and whose pHash distance is at most this
+DEFAULT_CONFIRMED_SIMILARITY = 0.82  # plain |cosine| enough when the pHash agrees ...
+DEFAULT_CONFIRMING_PHASH_DISTANCE = 10  # ... within this many bits (plain or inverted)
 REQUIRED_COLUMNS = ("sha256", "pixel_digest", "phash", "phash_inverted", "descriptor")
 PAIR_COLUMNS = (
     "query_index",
@@ -96,12 +95,15 @@ def describe_rule(
     similarity: float = DEFAULT_SIMILARITY,
     candidate_similarity: float = DEFAULT_CANDIDATE_SIMILARITY,
     aligned_phash_distance: int = DEFAULT_ALIGNED_PHASH_DISTANCE,
+    confirmed_similarity: float = DEFAULT_CONFIRMED_SIMILARITY,
+    confirming_phash_distance: int = DEFAULT_CONFIRMING_PHASH_DISTANCE,
 ) -> str:
-    """The near-duplicate rule in words, for messages and reports."""
+    """The near-duplicate rule of :func:`find_duplicates` in words, for messages and reports."""
     return (
-        f"descriptor |cosine| >= {similarity:.2f}, or >= {candidate_similarity:.2f} and >= "
-        f"{similarity:.2f} at the best of small shifts (up to 6 %) and crops (6-12 %) with "
-        f"pHash distance <= {aligned_phash_distance}"
+        f"descriptor |cosine| >= {similarity:.2f}; or >= {candidate_similarity:.2f} and "
+        f">= {similarity:.2f} at the best of small shifts (up to 6 %) and crops (6-12 %) with "
+        f"pHash distance <= {aligned_phash_distance}; or >= {confirmed_similarity:.2f} with "
+        f"pHash distance <= {confirming_phash_distance}"
     )
 
 
@@ -242,15 +244,13 @@ def _similar_pairs(
         order = np.arange(n_reference)
     if within:  # the same permutation on both sides keeps "column > row" meaning each pair once
         query_vectors = query_vectors[order]
-    reference_sorted = np.ascontiguousarray(reference_vectors[order])
-    reference_transposed = np.ascontiguousarray(reference_sorted.T)
+    reference_transposed = None  # the plain product's operand, made only if it is needed
     if prefilter:
         if within:
             query_low, query_residual = query_low[order], query_residual[order]
         reference_low_transposed = np.ascontiguousarray(reference_low[order].T)
         residual_sorted = reference_residual[order]
-        edges = np.linspace(0, n_reference, PREFILTER_BINS + 1).astype(np.int64)
-        edges = np.unique(edges)
+        edges = np.unique(np.linspace(0, n_reference, PREFILTER_BINS + 1).astype(np.int64))
     rows_per_block = max(1, block_bytes // (4 * n_reference))
     query_parts, reference_parts = [empty], [empty]
     for start in range(0, n_query, rows_per_block):
@@ -261,31 +261,34 @@ def _similar_pairs(
         if prefilter:
             block = query_low[start:stop] @ reference_low_transposed[:, first_column:]
             np.abs(block, out=block)
-            rows_found, columns_found = [], []
+            rows_found, columns_found = [empty], [empty]
             for low_edge, high_edge in zip(edges[:-1], edges[1:], strict=True):
                 low_edge, high_edge = max(low_edge, first_column), max(high_edge, first_column)
                 if high_edge <= low_edge:
                     continue
                 bound = residual_sorted[high_edge - 1]  # largest residual of the bin
-                limit = (threshold - query_residual[start:stop] * bound - _BOUND_MARGIN).astype(
-                    np.float32
+                limit = threshold - query_residual[start:stop] * bound - _BOUND_MARGIN
+                part = block[:, low_edge - first_column : high_edge - first_column]
+                # One read-only pass finds the rows with any survivor (usually very few).
+                hopeful = np.flatnonzero(part.max(axis=1) >= limit)
+                if not len(hopeful):
+                    continue
+                rows, columns = np.nonzero(
+                    part[hopeful] >= limit[hopeful].astype(np.float32)[:, None]
                 )
-                passed = (
-                    block[:, low_edge - first_column : high_edge - first_column] >= limit[:, None]
-                )
-                passing_rows = np.flatnonzero(passed.any(axis=1))
-                rows, columns = np.nonzero(passed[passing_rows])
-                rows_found.append(passing_rows[rows] + start)
+                rows_found.append(hopeful[rows] + start)
                 columns_found.append(columns + low_edge)
             rows = np.concatenate(rows_found).astype(np.int64)
             columns = np.concatenate(columns_found).astype(np.int64)
             if len(rows) > PREFILTER_MAX_SHARE * block.size:
                 prefilter = False  # the bound is not pruning: plain product from now on
             # Exact check of the survivors on all values.
-            exact = np.einsum("ij,ij->i", query_vectors[rows], reference_sorted[columns])
+            exact = np.einsum("ij,ij->i", query_vectors[rows], reference_vectors[order[columns]])
             keep = np.abs(exact) >= threshold
             rows, columns = rows[keep], columns[keep]
         else:
+            if reference_transposed is None:
+                reference_transposed = np.ascontiguousarray(reference_vectors[order].T)
             block = query_vectors[start:stop] @ reference_transposed[:, first_column:]
             np.abs(block, out=block)
             matches = block >= threshold
@@ -315,6 +318,8 @@ def find_duplicates(
     flip: bool = False,
     candidate_similarity: float = DEFAULT_CANDIDATE_SIMILARITY,
     aligned_phash_distance: int | None = DEFAULT_ALIGNED_PHASH_DISTANCE,
+    confirmed_similarity: float | None = DEFAULT_CONFIRMED_SIMILARITY,
+    confirming_phash_distance: int = DEFAULT_CONFIRMING_PHASH_DISTANCE,
     block_bytes: int = DEFAULT_BLOCK_BYTES,
 ) -> pd.DataFrame:
     """Find exact copies, pixel-identical copies and near-duplicates between or within sets.
@@ -332,7 +337,7 @@ def find_duplicates(
     similarity : float in (0, 1]
         A candidate pair is near when its plain ``|cosine|`` reaches this, or its best
         ``|cosine|`` over small alignments (shifts up to 6 %, crops of 6-12 %) does and its
-        pHash agrees (``aligned_phash_distance``). Default 0.93.
+        pHash agrees (``aligned_phash_distance``). Default 0.94.
     flip : bool
         Also match horizontally mirrored copies (default False: a mirror is often a
         legitimate augmentation, not a leak).
@@ -346,7 +351,12 @@ def find_duplicates(
         at 32 +- 4): a second, independent signal that halves the false matches and the
         alignment work. ``None`` aligns every candidate. Mirrored matches (``flip``) are
         decided by the plain mirrored ``|cosine|`` alone (the stored pHash is not mirrored).
-        Defaults calibrated on planted transformed copies among distractors
+    confirmed_similarity : float in (0, 1] or None
+        A candidate is also near when its plain ``|cosine|`` reaches this and its pHash
+        distance (plain or inverted) is at most ``confirming_phash_distance`` (defaults 0.82
+        and 10 bits): strong photometric edits (a saturating sigmoid, heavy noise) lower the
+        cosine but keep the pHash. ``None`` turns this rule off; not applied to mirrored
+        matches. All defaults calibrated on planted transformed copies among distractors
         (benchmarks/results/neardup.md).
     block_bytes : int
         Memory for one block of the similarity matrix (float32); bounds peak memory.
@@ -379,12 +389,18 @@ def find_duplicates(
             raise ValueError(f"{name}={value!r}; expected a |cosine| in (0, 1], e.g. 0.9")
     if block_bytes <= 0:
         raise ValueError(f"block_bytes={block_bytes!r}; expected a positive number of bytes")
+    if confirmed_similarity is not None and not 0.0 < float(confirmed_similarity) <= 1.0:
+        raise ValueError(
+            f"confirmed_similarity={confirmed_similarity!r}; expected a |cosine| in (0, 1] or None"
+        )
     if aligned_phash_distance is not None and not 0 <= int(aligned_phash_distance) <= 64:
         raise ValueError(
             f"aligned_phash_distance={aligned_phash_distance!r}; expected bits in 0-64 or None"
         )
     similarity = float(similarity)
     candidate_threshold = min(float(candidate_similarity), similarity)
+    if confirmed_similarity is not None:
+        candidate_threshold = min(candidate_threshold, float(confirmed_similarity))
 
     query_rows = _usable(query)
     reference_rows = query_rows if within else _usable(reference)
@@ -440,7 +456,7 @@ def find_duplicates(
     query_positions, reference_positions = query_positions[is_first], reference_positions[is_first]
     kind_codes = kind_codes[is_first]
 
-    pairs = _describe_pairs(
+    pairs, plain = _describe_pairs(
         query_rows,
         reference_rows,
         query_vectors,
@@ -450,9 +466,18 @@ def find_duplicates(
         reference_positions,
         kind_codes,
         similarity=similarity,
+        candidate_similarity=min(float(candidate_similarity), similarity),
         aligned_phash_distance=64 if aligned_phash_distance is None else aligned_phash_distance,
     )
-    keep = (pairs["kind"].to_numpy() != "near") | (pairs["similarity"].to_numpy() >= similarity)
+    is_near = pairs["kind"].to_numpy() == "near"
+    keep = ~is_near | (pairs["similarity"].to_numpy() >= similarity)
+    if confirmed_similarity is not None:
+        keep |= (
+            is_near
+            & ~pairs["flipped"].to_numpy()
+            & (plain >= float(confirmed_similarity))
+            & (pairs["phash_distance"].to_numpy() <= confirming_phash_distance)
+        )
     return pairs[keep].reset_index(drop=True)
 
 
@@ -467,9 +492,10 @@ def _describe_pairs(
     kind_codes,
     *,
     similarity,
+    candidate_similarity,
     aligned_phash_distance,
-) -> pd.DataFrame:
-    """The result frame: distances and flags for each pair (near pairs not yet thresholded).
+):
+    """(result frame, plain |cosine| per pair): near pairs not yet thresholded.
 
     ``similarity`` of a near pair: its plain ``|cosine|``, raised to the best aligned
     ``|cosine|`` when that plain value is below ``similarity`` and the pHash distance is at
@@ -488,8 +514,12 @@ def _describe_pairs(
         query_vectors, reference_vectors, query_positions, reference_positions
     )
     best = np.abs(signed)
+    plain = best.copy()
     unsure = np.flatnonzero(
-        is_near & (best < similarity) & (phash_distance <= aligned_phash_distance)
+        is_near
+        & (best < similarity)
+        & (plain >= candidate_similarity)
+        & (phash_distance <= aligned_phash_distance)
     )
     if len(unsure):
         best[unsure] = aligned_similarity(
@@ -504,6 +534,7 @@ def _describe_pairs(
         flipped = (np.abs(signed_mirror) > best) & is_near
         signed = np.where(flipped, signed_mirror, signed)
         best = np.where(flipped, np.abs(signed_mirror), best)
+        plain = np.maximum(plain, np.abs(signed_mirror))
     return pd.DataFrame(
         {
             "query_index": query_rows.index.to_numpy()[query_positions],
@@ -515,4 +546,4 @@ def _describe_pairs(
             "flipped": flipped,
         },
         columns=list(PAIR_COLUMNS),
-    )
+    ), plain

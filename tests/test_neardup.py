@@ -283,7 +283,7 @@ def test_prefiltered_search_is_exact(threshold):
 def test_candidate_similarity_is_validated(reference):
     with pytest.raises(ValueError, match="candidate_similarity"):
         find_duplicates(reference, candidate_similarity=0.0)
-    text = describe_rule(0.93, 0.75, 26)
+    text = describe_rule(0.93, 0.75, 26, 0.82, 10)
     assert "0.93" in text and "0.75" in text and "26" in text
     with pytest.raises(ValueError, match="aligned_phash_distance"):
         find_duplicates(reference, aligned_phash_distance=65)
