@@ -606,7 +606,8 @@ def contact_sheet(
         )
         draw.text((cell * 2 + 6, top + 4), caption, fill="black")
     path.parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(path)
+    # An adaptive 128-colour palette keeps the committed sheets small (< 300 KB).
+    sheet.quantize(colors=128, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
 
 
 def test_vs_train(args) -> str:

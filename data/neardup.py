@@ -40,8 +40,11 @@ the threshold is lost. Reference columns are sorted by residual norm and cut int
 with its own bound, and the query rows are cut into chunks so that one chunk's block
 (rows x reference size, float32) stays near ``block_bytes``. If the bound stops pruning
 (descriptors that are not smooth) the search falls back to the plain 256-value product.
-Only the candidates (typically well under 0.1 % of pairs) go through the alignment, at about
-0.1 ms of CPU per pair.
+10,000 x 50,000 takes ~1.4 s on two cores (benchmarks/results/neardup.md). Only candidates
+below ``similarity`` whose pHash agrees go through the alignment, at ~0.1 ms of CPU each: on
+look-alike-rich data (simpsons-mnist: 0.12 % of pairs are candidates, half of them aligned) the
+alignment dominates and grows with the number of pairs; ``candidate_similarity`` and
+``aligned_phash_distance`` trade recall for that work.
 
 For millions of images the quadratic product is the limit (10^6 x 10^6 x 64 is 6e13 flops).
 The way there, without changing the result's definition:
