@@ -284,9 +284,7 @@ def duplicate_pairs(features, audit_config):
     from data.duplicate_audit import find_duplicate_pairs
 
     return find_duplicate_pairs(
-        features,
-        similarity=audit_config.near_duplicate_similarity,
-        flip=audit_config.near_duplicate_flip,
+        features, flip=audit_config.near_duplicate_flip, **audit_config.near_duplicate_rule()
     )
 
 

@@ -23,7 +23,7 @@ def test_no_near_duplicates_across_splits(
             duplicate_pairs,
             query_split=query_split,
             reference_split=reference_split,
-            similarity=audit_config.near_duplicate_similarity,
+            rule=audit_config.near_duplicate_rule(),
             max_examples=audit_config.report_examples,
         )
     )
@@ -45,7 +45,7 @@ def test_no_duplicates_within_a_split(duplicate_pairs, audit_config, record_find
     finding = record_finding(
         audit_duplicates_within_splits(
             duplicate_pairs,
-            similarity=audit_config.near_duplicate_similarity,
+            rule=audit_config.near_duplicate_rule(),
             fail=audit_config.fail_on_duplicates_within_split,
             max_examples=audit_config.report_examples,
         )

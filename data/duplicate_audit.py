@@ -11,11 +11,7 @@ from __future__ import annotations
 import pandas as pd
 
 from data.findings import Finding
-from data.neardup import (
-    DEFAULT_CONFIRMED_SIMILARITY,
-    DEFAULT_CONFIRMING_PHASH_DISTANCE,
-    find_duplicates,
-)
+from data.neardup import describe_rule, find_duplicates
 
 PAIR_COLUMNS = (
     "path_a",
@@ -42,29 +38,23 @@ MESSAGE_EXAMPLES = 3  # pairs named in a message; the report shows report_exampl
 LABEL_CONFLICT_PHASH_DISTANCE = 8
 
 
-def rule_text(similarity: float) -> str:
+def rule_text(rule: dict) -> str:
     """The near-duplicate rule as the search applies it (data/neardup.py), for messages."""
-    return (
-        f"threshold |cosine| >= {similarity:.2f} (near_duplicate_similarity), or >= "
-        f"{DEFAULT_CONFIRMED_SIMILARITY:.2f} with pHash distance <= "
-        f"{DEFAULT_CONFIRMING_PHASH_DISTANCE}"
-    )
+    return f"rule: {describe_rule(**rule)} (near_duplicate_* settings)"
 
 
-def find_duplicate_pairs(
-    features: pd.DataFrame, *, similarity: float = 0.90, flip: bool = False
-) -> pd.DataFrame:
+def find_duplicate_pairs(features: pd.DataFrame, *, flip: bool = False, **rule) -> pd.DataFrame:
     """Every unordered pair of decodable images that are copies or near-duplicates.
 
     Parameters
     ----------
     features : DataFrame
         The feature table (``data.features``); rows with a non-empty ``error`` are left out.
-    similarity : float
-        Descriptor ``|cosine|`` at or above which two images are near-duplicates
-        (``AuditConfig.near_duplicate_similarity``, default 0.90).
     flip : bool
         Also match horizontal mirror images (``AuditConfig.near_duplicate_flip``).
+    **rule
+        Thresholds of :func:`data.neardup.find_duplicates` (``AuditConfig.near_duplicate_rule()``;
+        its calibrated defaults when omitted).
 
     Returns
     -------
@@ -77,7 +67,7 @@ def find_duplicate_pairs(
     usable = features[features["error"] == ""]
     if len(usable) < 2:
         return _empty_pairs()
-    found = find_duplicates(usable, None, similarity=similarity, flip=flip)
+    found = find_duplicates(usable, None, flip=flip, **rule)
     if not len(found):
         return _empty_pairs()
     first = usable.loc[found["query_index"].to_numpy()]
@@ -191,7 +181,7 @@ def audit_cross_split_duplicates(
     *,
     query_split: str,
     reference_split: str,
-    similarity: float,
+    rule: dict,
     max_examples: int = 12,
 ) -> Finding:
     """Fail when an image of ``query_split`` has a copy or near-duplicate in ``reference_split``.
@@ -202,8 +192,9 @@ def audit_cross_split_duplicates(
         From :func:`find_duplicate_pairs`.
     query_split, reference_split : str
         The held-out split and the one it must not overlap (``AuditConfig.split_pairs``).
-    similarity : float
-        The threshold the pairs were found with, quoted in the message.
+    rule : dict
+        The thresholds the pairs were found with (``AuditConfig.near_duplicate_rule()``),
+        quoted in the message.
     max_examples : int
         Pairs named in the message (``AuditConfig.report_examples``).
 
@@ -219,13 +210,13 @@ def audit_cross_split_duplicates(
     if not offenders:
         summary = (
             f"no {query_split} image has a copy or near-duplicate in {reference_split} "
-            f"(similarity >= {similarity:.2f})"
+            f"({rule_text(rule)})"
         )
     else:
         summary = (
             f"{offenders} {query_split} images have a copy or near-duplicate in "
             f"{reference_split} ({len(found)} pairs: {_kind_counts(found)}), e.g. "
-            f"{_examples_text(found, max_examples)}; {rule_text(similarity)}; "
+            f"{_examples_text(found, max_examples)}; {rule_text(rule)}; "
             f"fix: move or drop them ({SPLIT_FIX})"
         )
     return Finding(
@@ -298,7 +289,7 @@ def within_split_pairs(pairs: pd.DataFrame) -> pd.DataFrame:
 def audit_duplicates_within_splits(
     pairs: pd.DataFrame,
     *,
-    similarity: float,
+    rule: dict,
     fail: bool = False,
     max_examples: int = 12,
 ) -> Finding:
@@ -310,14 +301,14 @@ def audit_duplicates_within_splits(
     """
     found = within_split_pairs(pairs)
     if not len(found):
-        summary = f"no duplicates within a split (similarity >= {similarity:.2f})"
+        summary = f"no duplicates within a split ({rule_text(rule)})"
     else:
         by_split = found["split_a"].replace("", "(unsplit)").value_counts().sort_index()
         per_split = ", ".join(f"{split}: {int(n)}" for split, n in by_split.items())
         summary = (
             f"{len(found)} pairs of images are duplicates within a split ({per_split}; "
             f"{_kind_counts(found)}), e.g. {_examples_text(found, max_examples)}; "
-            f"{rule_text(similarity)}; "
+            f"{rule_text(rule)}; "
             f"{'failing' if fail else 'reported only'} (fail_on_duplicates_within_split = "
             f"{str(fail).lower()}); fix: delete the extra copies"
         )

@@ -133,7 +133,7 @@ def infer_scenes(
 def _search_links(features: pd.DataFrame, ok: np.ndarray, *, threshold: float):
     """Positions (first, second) of same-label pairs with ``|cos| >= threshold``."""
     # The descriptor stacking and blocked |cos| search of the near-duplicate finder.
-    from data.neardup import _descriptor_matrix, _similar_pairs
+    from data.neardup import descriptor_matrix, similar_pairs
 
     labels = features["label"].to_numpy()
     firsts, seconds = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
@@ -141,8 +141,8 @@ def _search_links(features: pd.DataFrame, ok: np.ndarray, *, threshold: float):
         positions = np.flatnonzero((labels == label) & ok)
         if len(positions) < 2:
             continue
-        matrix = _descriptor_matrix(features.iloc[positions], "features")
-        first, second = _similar_pairs(
+        matrix = descriptor_matrix(features.iloc[positions], "features")
+        first, second = similar_pairs(
             matrix, matrix, threshold=threshold, within=True, block_bytes=_BLOCK_BYTES
         )
         firsts.append(positions[first])

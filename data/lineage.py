@@ -45,19 +45,29 @@ def read_lineage(root: str | os.PathLike) -> pd.DataFrame:
     """
     path = Path(root) / LINEAGE_NAME
     if not path.is_file():
-        return pd.DataFrame({c: pd.Series(dtype=float if c == "time" else str) for c in LINEAGE_COLUMNS})
+        return pd.DataFrame(
+            {c: pd.Series(dtype=float if c == "time" else str) for c in LINEAGE_COLUMNS}
+        )
     try:
-        table = pd.read_csv(path, dtype={c: str for c in LINEAGE_COLUMNS if c != "time"}, keep_default_na=False)
+        table = pd.read_csv(
+            path, dtype={c: str for c in LINEAGE_COLUMNS if c != "time"}, keep_default_na=False
+        )
     except (pd.errors.ParserError, UnicodeDecodeError) as error:
         raise ValueError(f"{path}: lineage record is not a readable CSV ({error})") from None
     missing = [c for c in ("path",) if c not in table.columns]
     if missing:
-        raise ValueError(f"{path}: lineage record lacks column(s) {missing}; expected {list(LINEAGE_COLUMNS)}")
+        raise ValueError(
+            f"{path}: lineage record lacks column(s) {missing}; expected {list(LINEAGE_COLUMNS)}"
+        )
     for column in LINEAGE_COLUMNS:
         if column not in table.columns:
             table[column] = float("nan") if column == "time" else ""
     table["time"] = pd.to_numeric(table["time"], errors="coerce")
-    return table.loc[:, list(LINEAGE_COLUMNS)].drop_duplicates("path", keep="last").reset_index(drop=True)
+    return (
+        table.loc[:, list(LINEAGE_COLUMNS)]
+        .drop_duplicates("path", keep="last")
+        .reset_index(drop=True)
+    )
 
 
 def append_lineage(root: str | os.PathLike, rows: pd.DataFrame | list[dict]) -> Path:

@@ -152,7 +152,7 @@ def _usable(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[list(REQUIRED_COLUMNS)]
 
 
-def _descriptor_matrix(frame: pd.DataFrame, name: str) -> np.ndarray:
+def descriptor_matrix(frame: pd.DataFrame, name: str) -> np.ndarray:
     """Stack the ``descriptor`` column into a C-contiguous float32 (rows, dimension) matrix."""
     if len(frame) == 0:
         return np.zeros((0, 0), dtype=np.float32)
@@ -204,7 +204,7 @@ def _rowwise_similarity(query_vectors, reference_vectors, query_positions, refer
     )
 
 
-def _similar_pairs(
+def similar_pairs(
     query_vectors: np.ndarray,
     reference_vectors: np.ndarray,
     *,
@@ -407,8 +407,8 @@ def find_duplicates(
 
     query_rows = _usable(query)
     reference_rows = query_rows if within else _usable(reference)
-    query_vectors = _descriptor_matrix(query_rows, "query")
-    reference_vectors = query_vectors if within else _descriptor_matrix(reference_rows, "reference")
+    query_vectors = descriptor_matrix(query_rows, "query")
+    reference_vectors = query_vectors if within else descriptor_matrix(reference_rows, "reference")
     if query_vectors.size and reference_vectors.size:
         if query_vectors.shape[1] != reference_vectors.shape[1]:
             raise ValueError(
@@ -418,7 +418,7 @@ def find_duplicates(
 
     exact = _join_pairs(query_rows, reference_rows, "sha256", within=within)
     pixels = _join_pairs(query_rows, reference_rows, "pixel_digest", within=within)
-    near = _similar_pairs(
+    near = similar_pairs(
         query_vectors,
         reference_vectors,
         threshold=candidate_threshold,
@@ -430,7 +430,7 @@ def find_duplicates(
         mirrored_vectors = mirror_descriptors(query_vectors)
         # The mirror is a symmetric permutation P: (P q_i) . q_j == q_i . (P q_j), so within one
         # set the mirrored similarity matrix is symmetric too and its upper triangle suffices.
-        mirrored = _similar_pairs(
+        mirrored = similar_pairs(
             mirrored_vectors,
             reference_vectors,
             threshold=candidate_threshold,

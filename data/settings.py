@@ -14,6 +14,8 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from data import neardup
+
 DATASET_CONFIG_NAME = "splitsafe.toml"
 
 
@@ -40,8 +42,13 @@ class AuditConfig:
         ("test", "valid"),
     )
 
-    # --- duplicates (calibrated on planted copies, see BENCHMARKS.md) ---
-    near_duplicate_similarity: float = 0.90  # |cosine| of rank descriptors; calibrated
+    # --- duplicates: the rule of data.neardup.find_duplicates, calibrated there on 11,600
+    # planted copies among 8,000 distractors (benchmarks/results/neardup.md) ---
+    near_duplicate_similarity: float = neardup.DEFAULT_SIMILARITY
+    near_duplicate_candidate_similarity: float = neardup.DEFAULT_CANDIDATE_SIMILARITY
+    near_duplicate_aligned_phash_distance: int = neardup.DEFAULT_ALIGNED_PHASH_DISTANCE
+    near_duplicate_confirmed_similarity: float = neardup.DEFAULT_CONFIRMED_SIMILARITY
+    near_duplicate_confirming_phash_distance: int = neardup.DEFAULT_CONFIRMING_PHASH_DISTANCE
     near_duplicate_flip: bool = False  # also match horizontal mirror images
     fail_on_duplicates_within_split: bool = False  # within-split copies are reported only
     # --- groups / scenes ---
@@ -83,6 +90,16 @@ class AuditConfig:
     # --- misc ---
     seed: int = 0
     report_examples: int = 12  # examples shown per rule in messages and the report
+
+    def near_duplicate_rule(self) -> dict:
+        """The near-duplicate thresholds as keyword options of ``data.neardup.find_duplicates``."""
+        return {
+            "similarity": self.near_duplicate_similarity,
+            "candidate_similarity": self.near_duplicate_candidate_similarity,
+            "aligned_phash_distance": self.near_duplicate_aligned_phash_distance,
+            "confirmed_similarity": self.near_duplicate_confirmed_similarity,
+            "confirming_phash_distance": self.near_duplicate_confirming_phash_distance,
+        }
 
     def replace(self, **changes) -> AuditConfig:
         return dataclasses.replace(self, **changes)

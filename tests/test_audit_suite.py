@@ -30,6 +30,7 @@ from data.duplicate_audit import (
     within_split_pairs,
 )
 from data.integrity import audit_integrity
+from data.settings import AuditConfig
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 MY_AUDITS = ["audits/test_integrity.py", "audits/test_expectations.py", "audits/test_duplicates.py"]
@@ -411,12 +412,15 @@ def test_cross_split_pairs_are_oriented_and_counted_per_query_image():
     assert list(oriented["path_a"]) == ["valid/a/9.png", "valid/a/9.png"]
     assert list(oriented["path_b"]) == ["train/a/2.png", "train/a/1.png"]  # exact first
     finding = audit_cross_split_duplicates(
-        pairs, query_split="valid", reference_split="train", similarity=0.9
+        pairs,
+        query_split="valid",
+        reference_split="train",
+        rule=AuditConfig().near_duplicate_rule(),
     )
     assert not finding.passed and finding.count == 1
     assert finding.summary.startswith("1 valid images have a copy or near-duplicate in train")
     assert "valid/a/9.png ~ train/a/2.png (same file bytes)" in finding.summary
-    assert "threshold |cosine| >= 0.90 (near_duplicate_similarity), or >= 0.82" in finding.summary
+    assert "rule: descriptor |cosine| >= 0.94" in finding.summary  # the rule the search applied
 
 
 def test_within_split_ignores_relatives_and_fails_only_when_asked():
@@ -430,9 +434,11 @@ def test_within_split_ignores_relatives_and_fails_only_when_asked():
         ]
     )  # fmt: skip
     assert list(within_split_pairs(pairs)["path_b"]) == ["train/b/7.png"]
-    reported = audit_duplicates_within_splits(pairs, similarity=0.9)
+    reported = audit_duplicates_within_splits(pairs, rule=AuditConfig().near_duplicate_rule())
     assert reported.passed and reported.status == "warning" and reported.count == 1
-    assert not audit_duplicates_within_splits(pairs, similarity=0.9, fail=True).passed
+    assert not audit_duplicates_within_splits(
+        pairs, rule=AuditConfig().near_duplicate_rule(), fail=True
+    ).passed
     conflicts = audit_label_conflicts(pairs, similarity=0.9)
     assert conflicts.count == 1 and "labelled 'a' and 'b'" in conflicts.summary
     # a look-alike (descriptor close, pHash far) under another label is not a conflict

@@ -16,9 +16,9 @@ from data.hashing import image_hashes
 from data.neardup import (
     DEFAULT_SIMILARITY,
     PAIR_COLUMNS,
-    _similar_pairs,
     describe_rule,
     find_duplicates,
+    similar_pairs,
 )
 
 NAMES = ("astronaut", "coffee", "chelsea", "rocket", "camera", "coins", "moon", "page")
@@ -267,13 +267,13 @@ def test_prefiltered_search_is_exact(threshold):
     noise /= np.linalg.norm(noise, axis=1, keepdims=True)  # no smoothness: bound useless
     for vectors in (smooth, noise):
         query, reference = vectors[:40], vectors[40:]
-        found = _similar_pairs(
+        found = similar_pairs(
             query, reference, threshold=threshold, within=False, block_bytes=4096
         )
         assert set(zip(found[0].tolist(), found[1].tolist(), strict=True)) == _brute_force(
             query, reference, threshold, within=False
         )
-        found = _similar_pairs(vectors, vectors, threshold=threshold, within=True, block_bytes=4096)
+        found = similar_pairs(vectors, vectors, threshold=threshold, within=True, block_bytes=4096)
         assert set(zip(found[0].tolist(), found[1].tolist(), strict=True)) == _brute_force(
             vectors, vectors, threshold, within=True
         )
