@@ -75,7 +75,6 @@ def _dct_matrix(size: int, keep: int) -> np.ndarray:
 
 
 _DCT = _dct_matrix(PHASH_IMAGE_SIDE, HASH_SIZE)  # (8, 32) float64
-_BIT_WEIGHTS = (np.uint64(1) << np.arange(63, -1, -1, dtype=np.uint64)).astype(np.uint64)
 
 
 def bits_to_int64(bits: np.ndarray) -> int:
@@ -83,8 +82,7 @@ def bits_to_int64(bits: np.ndarray) -> int:
     flat = np.asarray(bits, dtype=bool).reshape(-1)
     if flat.size != 64:
         raise ValueError(f"expected 64 hash bits, got {flat.size}")
-    value = int(np.bitwise_or.reduce(_BIT_WEIGHTS[flat])) if flat.any() else 0
-    return value - (1 << 64) if value >= 1 << 63 else value
+    return int.from_bytes(np.packbits(flat).tobytes(), "big", signed=True)
 
 
 def int64_to_hex(value: int) -> str:
@@ -94,7 +92,8 @@ def int64_to_hex(value: int) -> str:
 
 def _phash_bits(gray32: np.ndarray) -> np.ndarray:
     low = _DCT @ gray32 @ _DCT.T  # (8, 8): dct(dct(x, axis=0), axis=1)[:8, :8]
-    return low > np.median(low)
+    ordered = np.sort(low, axis=None)  # the median of 64 values, without np.median's overhead
+    return low > (ordered[31] + ordered[32]) / 2.0
 
 
 def phash_pair(gray: Image.Image) -> tuple[int, int]:
@@ -125,6 +124,14 @@ def average_ranks(values: np.ndarray) -> np.ndarray:
     numpy.ndarray, float64, same shape
     """
     values = np.asarray(values)
+    if values.ndim == 1:  # the per-image path: run lengths instead of accumulations (~3x faster)
+        order = np.argsort(values, kind="stable")
+        ordered = values[order]
+        starts = np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1])))
+        lengths = np.diff(np.append(starts, len(values)))
+        ranks = np.empty(len(values), dtype=np.float64)
+        ranks[order] = np.repeat(starts + (lengths - 1) / 2.0 + 1.0, lengths)
+        return ranks
     order = np.argsort(values, axis=-1, kind="stable")
     ordered = np.take_along_axis(values, order, axis=-1)
     n = values.shape[-1]
