@@ -16,6 +16,31 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
+# The original project's story on the generated demo dataset: audit (fails on the planted
+# traps), fix with splitsafe's tools, audit again (passes), train, check where the model looks.
+# Everything it writes is under demo/ and reports/ (both regenerated on each run).
+demo: $(VENV)/.installed
+	rm -rf $(DEMO) reports/before reports/after reports/model
+	$(PY) -m data demo $(DEMO)
+	@echo "== 1. audit the dataset as delivered: the planted traps must fail"
+	@if $(PY) -m pytest audits/ --dataset $(DEMO)/movies --report-dir reports/before -q --tb=no; \
+	  then echo "error: the audit missed the planted traps"; exit 1; \
+	  else echo "== audit failed as expected: reports/before/audit.html"; fi
+	@echo "== 2. fix: split by scene, crop the border lines, upsample the smallest class"
+	$(PY) -m data split $(DEMO)/movies --by group --seed 0 --materialize $(DEMO)/split
+	$(PY) -m data crop-borders $(DEMO)/split $(DEMO)/fixed --keep-size
+	$(PY) -m data upsample $(DEMO)/fixed --where label=ocean-voyage --where split=train \
+	  --where origin=frame --ops invert,log
+	@echo "== 3. audit the fixed dataset: passes"
+	$(PY) -m pytest audits/ --dataset $(DEMO)/fixed --report-dir reports/after -q
+	@echo "== 4. train (the audit runs again as the gate); from scratch: no weights download here"
+	$(PY) -m train --dataset $(DEMO)/fixed --arch resnet18 --no-pretrained --sizes 64 96 \
+	  --epochs 0 2 --lr 1e-2 --out $(DEMO)/models --report-dir reports
+	@echo "== 5. where does the model look? (Grad-CAM edge focus per class)"
+	$(PY) -m pytest audits/ --dataset $(DEMO)/fixed --model $(DEMO)/models/export.pkl \
+	  --report-dir reports/model -q
+	@echo "== done: reports/before/audit.html, reports/after/audit.html, reports/training.html"
+
 test: $(VENV)/.installed
 	$(PY) -m pytest tests -q
 
