@@ -279,13 +279,33 @@ def features(pytestconfig: pytest.Config, manifest, dataset_root):
 
 
 @pytest.fixture(scope="session")
-def duplicate_pairs(features, audit_config):
-    """Every copy / near-duplicate pair of the dataset (``data.duplicate_audit``), found once."""
+def duplicate_search(features, audit_config):
+    """``(pairs, candidates)`` of the session's one near-duplicate search over all images."""
     from data.duplicate_audit import find_duplicate_pairs
 
     return find_duplicate_pairs(
-        features, flip=audit_config.near_duplicate_flip, **audit_config.near_duplicate_rule()
+        features,
+        flip=audit_config.near_duplicate_flip,
+        return_candidates=True,
+        **audit_config.near_duplicate_rule(),
     )
+
+
+@pytest.fixture(scope="session")
+def duplicate_pairs(duplicate_search):
+    """Every copy / near-duplicate pair of the dataset (``data.duplicate_audit``), found once."""
+    return duplicate_search[0]
+
+
+@pytest.fixture(scope="session")
+def candidate_pairs(request: pytest.FixtureRequest):
+    """The duplicate search's candidates (every pair with descriptor ``|cos|`` at or above
+    ``attrs["threshold"]``; columns ``path_a``, ``path_b``, ``similarity``), or None when no
+    test of this session runs that search (for one audit alone, its own narrower search is
+    cheaper than the all-pairs search and its alignment)."""
+    if not any("duplicate_pairs" in item.fixturenames for item in request.session.items):
+        return None
+    return request.getfixturevalue("duplicate_search")[1]
 
 
 @pytest.fixture(scope="session")

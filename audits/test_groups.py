@@ -12,18 +12,18 @@ from data.groups import (
 
 
 @pytest.fixture(scope="module")
-def inferred_scenes(features, audit_config, request):
+def inferred_scenes(features, audit_config, candidate_pairs):
     """Scene id per image (chains of near-similar images within a label), inferred once.
 
-    When the scene threshold is at least the near-duplicate one, the session's duplicate
-    pairs already hold every link: reuse them instead of searching again.
+    When the scene threshold is at least the duplicate search's candidate threshold, its
+    candidate pairs hold every link: they are filtered instead of searching again.
     """
-    reusable = audit_config.scene_similarity >= audit_config.near_duplicate_similarity
+    threshold = 1.0 if candidate_pairs is None else candidate_pairs.attrs["threshold"]
     return infer_scenes(
         features,
         similarity=audit_config.scene_similarity,
-        known_pairs=request.getfixturevalue("duplicate_pairs") if reusable else None,
-        known_pairs_similarity=audit_config.near_duplicate_similarity,
+        known_pairs=candidate_pairs,
+        known_pairs_similarity=threshold,
     )
 
 

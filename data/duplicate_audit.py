@@ -43,7 +43,9 @@ def rule_text(rule: dict) -> str:
     return f"rule: {describe_rule(**rule)} (near_duplicate_* settings)"
 
 
-def find_duplicate_pairs(features: pd.DataFrame, *, flip: bool = False, **rule) -> pd.DataFrame:
+def find_duplicate_pairs(
+    features: pd.DataFrame, *, flip: bool = False, return_candidates: bool = False, **rule
+) -> pd.DataFrame | tuple[pd.DataFrame, pd.DataFrame]:
     """Every unordered pair of decodable images that are copies or near-duplicates.
 
     Parameters
@@ -52,6 +54,8 @@ def find_duplicate_pairs(features: pd.DataFrame, *, flip: bool = False, **rule) 
         The feature table (``data.features``); rows with a non-empty ``error`` are left out.
     flip : bool
         Also match horizontal mirror images (``AuditConfig.near_duplicate_flip``).
+    return_candidates : bool
+        Also return the search's candidate pairs (below), for the scene inference to reuse.
     **rule
         Thresholds of :func:`data.neardup.find_duplicates` (``AuditConfig.near_duplicate_rule()``;
         its calibrated defaults when omitted).
@@ -63,11 +67,44 @@ def find_duplicate_pairs(features: pd.DataFrame, *, flip: bool = False, **rule) 
         ``split_*``, ``label_*``, ``group_*``; ``kind`` (``exact``, ``pixels``, ``near``),
         ``similarity`` (float, 0-1), ``phash_distance`` (int, 0-64), ``inverted``, ``flipped``
         (bool). Sorted by kind, then similarity descending, then paths.
+    candidates : DataFrame, only with ``return_candidates=True``
+        Every unordered pair of decodable images whose plain descriptor ``|cosine|`` reaches
+        the search's candidate threshold (``attrs["threshold"]``, the smallest of the rule's
+        similarities), found on the way (:func:`data.neardup.find_duplicates`): ``path_a``,
+        ``path_b`` (str), ``similarity`` (float, plain ``|cosine|``), in no particular order.
     """
     usable = features[features["error"] == ""]
     if len(usable) < 2:
-        return _empty_pairs()
-    found = find_duplicates(usable, None, flip=flip, **rule)
+        found, candidates = _empty_pairs(), None
+    else:
+        found, candidates = find_duplicates(usable, None, flip=flip, return_candidates=True, **rule)
+    pairs = _describe_found(usable, found)
+    if not return_candidates:
+        return pairs
+    return pairs, _candidate_paths(usable, candidates)
+
+
+def _candidate_paths(usable: pd.DataFrame, candidates: pd.DataFrame | None) -> pd.DataFrame:
+    """Candidates by path, not index label: columns ``path_a``, ``path_b``, ``similarity``."""
+    if candidates is None:
+        empty = pd.DataFrame({"path_a": [], "path_b": [], "similarity": []})
+        empty = empty.astype({"path_a": object, "path_b": object, "similarity": float})
+        empty.attrs["threshold"] = 0.0
+        return empty
+    paths = usable["path"].to_numpy()
+    result = pd.DataFrame(
+        {
+            "path_a": paths[usable.index.get_indexer(candidates["query_index"].to_numpy())],
+            "path_b": paths[usable.index.get_indexer(candidates["reference_index"].to_numpy())],
+            "similarity": candidates["similarity"].to_numpy(),
+        }
+    )
+    result.attrs["threshold"] = float(candidates.attrs["threshold"])
+    return result
+
+
+def _describe_found(usable: pd.DataFrame, found: pd.DataFrame) -> pd.DataFrame:
+    """The pair table of :func:`find_duplicate_pairs` from ``find_duplicates``' output."""
     if not len(found):
         return _empty_pairs()
     first = usable.loc[found["query_index"].to_numpy()]

@@ -89,7 +89,8 @@ def infer_scenes(
         Link threshold on ``|cos|`` of descriptors, in (0, 1] (``AuditConfig.scene_similarity``).
     known_pairs : pandas.DataFrame, optional, keyword-only
         Pairs already found over the same images at ``known_pairs_similarity`` (columns
-        ``path_a``, ``path_b``, ``similarity``: the duplicate audits' pair table). When
+        ``path_a``, ``path_b``, ``similarity`` = plain descriptor ``|cos|``: the candidate
+        pairs of the duplicate search, ``find_duplicate_pairs(return_candidates=True)``). When
         ``similarity >= known_pairs_similarity`` every link is among them, so they are filtered
         instead of searching again (the search is the whole cost at 50,000 images).
     known_pairs_similarity : float, keyword-only

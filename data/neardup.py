@@ -211,6 +211,7 @@ def similar_pairs(
     threshold: float,
     within: bool,
     block_bytes: int,
+    with_similarity: bool = False,
 ):
     """Positions (query, reference) with ``|query . reference| >= threshold``, exactly.
 
@@ -225,15 +226,19 @@ def similar_pairs(
         Search one set: each unordered pair once (query position < reference position).
     block_bytes : int
         Memory of one float32 block of the product.
+    with_similarity : bool, keyword-only
+        Also return each pair's ``|query . reference|`` (float32), the value the threshold was
+        applied to.
 
     Returns
     -------
-    (numpy.ndarray, numpy.ndarray), int64 positions, unordered
+    (numpy.ndarray, numpy.ndarray), int64 positions, unordered; with ``with_similarity`` a
+    third array, float32, the absolute dot product of each pair
     """
     n_query, n_reference = len(query_vectors), len(reference_vectors)
     empty = np.zeros(0, dtype=np.int64)
     if n_query == 0 or n_reference == 0:
-        return empty, empty
+        return (empty, empty, np.zeros(0, np.float32)) if with_similarity else (empty, empty)
     prefilter = query_vectors.shape[1] == _PREFILTER_BASIS.shape[1]
     if prefilter:
         query_low, query_residual = _project(query_vectors)
@@ -256,6 +261,7 @@ def similar_pairs(
         edges = np.unique(np.linspace(0, n_reference, PREFILTER_BINS + 1).astype(np.int64))
     rows_per_block = max(1, block_bytes // (4 * n_reference))
     query_parts, reference_parts = [empty], [empty]
+    value_parts = [np.zeros(0, np.float32)]
     for start in range(0, n_query, rows_per_block):
         stop = min(start + rows_per_block, n_query)
         first_column = start if within else 0  # within: only columns >= start can pair later
@@ -287,8 +293,9 @@ def similar_pairs(
                 prefilter = False  # the bound is not pruning: plain product from now on
             # Exact check of the survivors on all values.
             exact = np.einsum("ij,ij->i", query_vectors[rows], reference_vectors[order[columns]])
-            keep = np.abs(exact) >= threshold
-            rows, columns = rows[keep], columns[keep]
+            values = np.abs(exact)
+            keep = values >= threshold
+            rows, columns, values = rows[keep], columns[keep], values[keep]
         else:
             if reference_transposed is None:
                 reference_transposed = np.ascontiguousarray(reference_vectors[order].T)
@@ -298,18 +305,25 @@ def similar_pairs(
             # Most rows match nothing: take nonzero only over the rows that do (much less work).
             matching_rows = np.flatnonzero(matches.any(axis=1))
             rows, columns = np.nonzero(matches[matching_rows])
-            rows = matching_rows[rows].astype(np.int64) + start
+            rows = matching_rows[rows].astype(np.int64)
+            values = block[rows, columns] if with_similarity else None
+            rows += start
             columns = columns.astype(np.int64) + first_column
         if within:  # each unordered pair once, no self pairs
             keep = columns > rows
             rows, columns = rows[keep], columns[keep]
+            values = values[keep] if with_similarity else None
         query_parts.append(rows)
         reference_parts.append(columns)
+        if with_similarity:
+            value_parts.append(values.astype(np.float32, copy=False))
     rows, columns = np.concatenate(query_parts), np.concatenate(reference_parts)
     columns = order[columns]
     if within:
         rows = order[rows]
         rows, columns = np.minimum(rows, columns), np.maximum(rows, columns)
+    if with_similarity:
+        return rows, columns, np.concatenate(value_parts)
     return rows, columns
 
 
@@ -324,7 +338,8 @@ def find_duplicates(
     confirmed_similarity: float | None = DEFAULT_CONFIRMED_SIMILARITY,
     confirming_phash_distance: int = DEFAULT_CONFIRMING_PHASH_DISTANCE,
     block_bytes: int = DEFAULT_BLOCK_BYTES,
-) -> pd.DataFrame:
+    return_candidates: bool = False,
+) -> pd.DataFrame | tuple[pd.DataFrame, pd.DataFrame]:
     """Find exact copies, pixel-identical copies and near-duplicates between or within sets.
 
     Parameters
@@ -363,6 +378,12 @@ def find_duplicates(
         (benchmarks/results/neardup.md).
     block_bytes : int
         Memory for one block of the similarity matrix (float32); bounds peak memory.
+    return_candidates : bool
+        Also return the candidates the search found anyway: every pair of usable rows whose
+        plain descriptor ``|cosine|`` reaches the candidate threshold (the smallest of
+        ``candidate_similarity``, ``similarity`` and ``confirmed_similarity``). A later pass
+        over the same images at a threshold at least that high (the scene inference of
+        data/groups.py) filters them instead of searching again.
 
     Returns
     -------
@@ -376,6 +397,11 @@ def find_duplicates(
         to the reference's pHash and to its inverted pHash), ``inverted`` (bool, the match is
         with the inverted image: negative cosine), ``flipped`` (bool, the match is with the
         mirrored image; only with ``flip=True``). The inputs are not modified.
+    candidates : pandas.DataFrame, only with ``return_candidates=True``
+        One row per candidate pair, mirrored matches not included, in no particular order:
+        ``query_index``, ``reference_index`` (index labels; within one set each unordered
+        pair once, the earlier row first) and ``similarity`` (float64, the plain descriptor
+        ``|cosine|`` the threshold was applied to). ``attrs["threshold"]``: that threshold.
 
     Raises
     ------
@@ -418,13 +444,24 @@ def find_duplicates(
 
     exact = _join_pairs(query_rows, reference_rows, "sha256", within=within)
     pixels = _join_pairs(query_rows, reference_rows, "pixel_digest", within=within)
-    near = similar_pairs(
+    near_rows, near_columns, near_similarity = similar_pairs(
         query_vectors,
         reference_vectors,
         threshold=candidate_threshold,
         within=within,
         block_bytes=block_bytes,
+        with_similarity=True,
     )
+    near = (near_rows, near_columns)
+    if return_candidates:
+        candidates = pd.DataFrame(
+            {
+                "query_index": query_rows.index.to_numpy()[near[0]],
+                "reference_index": reference_rows.index.to_numpy()[near[1]],
+                "similarity": near_similarity.astype(np.float64),
+            }
+        )
+        candidates.attrs["threshold"] = candidate_threshold
     mirrored_vectors = None
     if flip and query_vectors.size:
         mirrored_vectors = mirror_descriptors(query_vectors)
@@ -481,7 +518,8 @@ def find_duplicates(
             & (plain >= float(confirmed_similarity))
             & (pairs["phash_distance"].to_numpy() <= confirming_phash_distance)
         )
-    return pairs[keep].reset_index(drop=True)
+    pairs = pairs[keep].reset_index(drop=True)
+    return (pairs, candidates) if return_candidates else pairs
 
 
 def _describe_pairs(

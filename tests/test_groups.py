@@ -248,3 +248,35 @@ def test_scenes_from_known_pairs_equal_the_searched_scenes():
     # Below the pairs' threshold they cannot hold every link: the search runs instead.
     looser = infer_scenes(features, similarity=0.5, known_pairs=pairs.iloc[:0])
     assert looser.attrs["links"] > 0
+
+
+def test_scenes_from_the_duplicate_search_candidates_equal_the_searched_scenes():
+    from data.duplicate_audit import find_duplicate_pairs
+
+    features = make_features([["train"] * 10, ["valid"] * 6, ["train", "test"] * 4, ["test"] * 5])
+    features.loc[4, "error"] = "cannot decode"
+    # Scene 2 again under the other label: similar descriptors, but scenes never cross labels.
+    twin = features.loc[features["true_scene"] == 2].assign(
+        label="class1", path=lambda frame: frame["path"].str.replace("class0", "class1")
+    )
+    features = pd.concat([features, twin], ignore_index=True)
+    features = features.assign(
+        sha256=features["path"], pixel_digest=features["path"], phash=0, phash_inverted=-1
+    )
+    _, candidates = find_duplicate_pairs(
+        features, return_candidates=True, candidate_similarity=0.8, confirmed_similarity=None
+    )
+    assert candidates.attrs["threshold"] == 0.8 and len(candidates) > 0
+    assert (candidates["similarity"] >= 0.8 - 1e-6).all()
+    searched = infer_scenes(features, similarity=0.85)
+    reused = infer_scenes(
+        features,
+        similarity=0.85,
+        known_pairs=candidates,
+        known_pairs_similarity=candidates.attrs["threshold"],
+    )
+    assert reused.attrs["links"] == searched.attrs["links"] > 0
+    assert searched.groupby(reused).nunique().eq(1).all()
+    assert reused.groupby(searched).nunique().eq(1).all()
+    labels_per_scene = features["label"].groupby(reused.to_numpy()).nunique()
+    assert labels_per_scene.eq(1).all() and reused.nunique() > 4

@@ -267,9 +267,7 @@ def test_prefiltered_search_is_exact(threshold):
     noise /= np.linalg.norm(noise, axis=1, keepdims=True)  # no smoothness: bound useless
     for vectors in (smooth, noise):
         query, reference = vectors[:40], vectors[40:]
-        found = similar_pairs(
-            query, reference, threshold=threshold, within=False, block_bytes=4096
-        )
+        found = similar_pairs(query, reference, threshold=threshold, within=False, block_bytes=4096)
         assert set(zip(found[0].tolist(), found[1].tolist(), strict=True)) == _brute_force(
             query, reference, threshold, within=False
         )
@@ -287,3 +285,47 @@ def test_candidate_similarity_is_validated(reference):
     assert "0.93" in text and "0.75" in text and "26" in text
     with pytest.raises(ValueError, match="aligned_phash_distance"):
         find_duplicates(reference, aligned_phash_distance=65)
+
+
+@pytest.mark.parametrize("within", [True, False])
+def test_similarity_returned_with_the_pairs_is_the_absolute_cosine(within):
+    smooth = _smooth_descriptors(120, seed=3)
+    noise = np.random.default_rng(4).standard_normal((60, 256)).astype(np.float32)
+    noise /= np.linalg.norm(noise, axis=1, keepdims=True)  # the plain-product path
+    for vectors, threshold in ((smooth, 0.3), (noise, 0.15)):
+        query, reference = (vectors, vectors) if within else (vectors[:40], vectors[40:])
+        options = {"threshold": threshold, "within": within, "block_bytes": 4096}
+        rows, columns, values = similar_pairs(query, reference, **options, with_similarity=True)
+        plain = similar_pairs(query, reference, **options)
+        np.testing.assert_array_equal(rows, plain[0])
+        np.testing.assert_array_equal(columns, plain[1])
+        assert values.dtype == np.float32 and len(values) == len(rows) > 0
+        expected = np.abs(np.einsum("ij,ij->i", query[rows], reference[columns]))
+        np.testing.assert_allclose(values, expected, atol=1e-5)
+        assert (values >= threshold).all()
+
+
+def test_candidates_are_every_pair_above_the_candidate_threshold(reference):
+    brighter = [ImageEnhance.Brightness(sample(name)).enhance(1.3) for name in NAMES[:3]]
+    copies = pd.DataFrame(
+        [features(image) for image in brighter], index=[f"copy/{n}" for n in NAMES[:3]]
+    )
+    frame = pd.concat([reference, copies])
+    frame.loc[frame.index[2], "error"] = "cannot decode"
+    pairs, candidates = find_duplicates(frame, return_candidates=True, candidate_similarity=0.3)
+    pd.testing.assert_frame_equal(pairs, find_duplicates(frame, candidate_similarity=0.3))
+    threshold = 0.3
+    assert candidates.attrs["threshold"] == threshold
+    usable = frame[frame["error"] == ""]
+    vectors = np.stack(usable["descriptor"]).astype(np.float32)
+    expected = {
+        (usable.index[a], usable.index[b])
+        for a, b in _brute_force(vectors, vectors, threshold, within=True)
+    }
+    found = set(zip(candidates["query_index"], candidates["reference_index"], strict=True))
+    assert found == expected and len(found) > len(pairs) >= 2  # the copies, and look-alikes
+    assert frame.index[2] not in set(candidates["query_index"]) | set(candidates["reference_index"])
+    positions = usable.index.get_indexer(candidates["query_index"])
+    others = usable.index.get_indexer(candidates["reference_index"])
+    cosine = np.abs(np.einsum("ij,ij->i", vectors[positions], vectors[others]))
+    np.testing.assert_allclose(candidates["similarity"], cosine, atol=1e-5)
