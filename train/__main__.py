@@ -137,6 +137,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="DataLoader worker processes (default: up to 8 on a GPU, 0 on CPU)",
     )
     parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        metavar="N",
+        help="CPU threads for torch (torch.set_num_threads), for CPU training; "
+        "default: torch's default (one per core)",
+    )
+    parser.add_argument(
         "--no-tta",
         dest="tta",
         action="store_false",
@@ -170,10 +178,16 @@ def config_from_arguments(arguments: argparse.Namespace) -> TrainConfig:
         resume=arguments.resume,
         monitor=arguments.monitor,
         workers=arguments.workers,
+        threads=arguments.threads,
         tta=arguments.tta,
         top_losses=arguments.top_losses,
         seed=arguments.seed,
     )
+
+
+def _print_now(line: str) -> None:
+    """``print`` that flushes, so a log file shows each line when it happens."""
+    print(line, flush=True)
 
 
 def run(config: TrainConfig) -> int:
@@ -202,13 +216,20 @@ def run(config: TrainConfig) -> int:
             return EXIT_AUDIT_FAILED
         print("training anyway (--allow-audit-failures); the report records the failures")
 
+    import torch
+
     from train.hardware import detect_hardware
-    from train.recipe import train
+    from train.recipe import train, wants_progress_bars
     from train.report import write_training_report
 
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
     hardware = detect_hardware(workers=config.workers)
     print(hardware.note, flush=True)
-    learn, state = train(config, table, hardware)
+    if hardware.device == "cpu":
+        print(f"torch uses {torch.get_num_threads()} CPU threads (--threads N)", flush=True)
+    progress_bars = wants_progress_bars()  # fastai's bars in a terminal, plain lines in a log
+    learn, state = train(config, table, hardware, log=_print_now, progress_bars=progress_bars)
     from train.recipe import combine_history
 
     history = combine_history(config.out, [entry["stage"] for entry in state["finished"]])
@@ -218,6 +239,7 @@ def run(config: TrainConfig) -> int:
         "learning_rates": state["learning_rates"],
         "device": hardware.device,
         "precision": hardware.precision,
+        "cpu_threads": torch.get_num_threads(),
     }
     gate_record = {**gate.as_dict(), "output": gate.output}
     path = write_training_report(
@@ -230,6 +252,7 @@ def run(config: TrainConfig) -> int:
         report_dir=config.report_dir,
         tta=config.tta,
         top_losses=config.top_losses,
+        progress_bars=progress_bars,
     )
     print(f"model: {Path(config.out) / EXPORT_NAME}\nreport: {path}")
     return 0

@@ -48,6 +48,9 @@ class TrainConfig:
         What the best-epoch checkpoint watches: ``valid_loss`` (lower is better) or ``accuracy``.
     workers : int or None
         DataLoader worker processes; None = up to 8 on the GPU, 0 on the CPU.
+    threads : int or None
+        CPU threads for torch's operators (``torch.set_num_threads``); None = torch's default
+        (one per physical core). Fewer can be faster on a shared or small machine.
     tta : bool
         Also report accuracy with test-time augmentation (one more pass over valid).
     top_losses : int
@@ -70,6 +73,7 @@ class TrainConfig:
     resume: bool = False
     monitor: str = "valid_loss"
     workers: int | None = None
+    threads: int | None = None
     tta: bool = True
     top_losses: int = 12
     seed: int = 0
@@ -85,6 +89,8 @@ class TrainConfig:
             raise ValueError(f"--bs {self.batch_size}: expected 'auto' or a positive integer")
         if self.learning_rate is not None and not self.learning_rate > 0:
             raise ValueError(f"--lr {self.learning_rate}: expected 'auto' or a positive number")
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"--threads {self.threads}: expected a positive integer")
         if self.monitor not in {"valid_loss", "accuracy"}:
             raise ValueError(f"--monitor {self.monitor!r}: expected 'valid_loss' or 'accuracy'")
 

@@ -11,13 +11,19 @@ Every stage checkpoints its best epoch in ``out/stages/best-<stage>.pth`` (``Sav
 which loads it back when the stage ends, so it is also the stage's final weights), logs its epochs
 (``CSVLogger``) and refreshes ``out/export.pkl``; the state file ``out/train-state.json`` lists the
 finished stages and their weights so ``--resume`` skips them and continues from the last one.
+
+Progress: in an interactive terminal, fastai's progress bars; otherwise (CI logs,
+``make demo > log``) no per-batch bars, which would write hundreds of carriage-return updates per
+epoch, only the per-epoch table lines (:func:`progress_output`).
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -102,6 +108,78 @@ def combine_history(out: Path, stages: list[str]) -> pd.DataFrame:
     history = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=["stage"])
     history.to_csv(Path(out) / HISTORY_NAME, index=False)
     return history
+
+
+# --- progress output ------------------------------------------------------------------------
+
+
+def wants_progress_bars(stream=None) -> bool:
+    """True when ``stream`` (default: ``sys.stdout`` now) is an interactive terminal.
+
+    fastprogress's own test (``printing()``) is true for any stream in fastprogress 1.0, because it
+    checks that ``isatty`` exists rather than calling it; this calls it.
+    """
+    stream = sys.stdout if stream is None else stream
+    isatty = getattr(stream, "isatty", None)
+    try:
+        return bool(isatty()) if callable(isatty) else False
+    except (ValueError, OSError):  # a closed or detached stream
+        return False
+
+
+def epoch_lines_callback(write: Callable[[str], None] = print):
+    """A fastai callback that writes the per-epoch table (``epoch train_loss valid_loss accuracy
+    time``) as plain lines, as fastai's ``ProgressCallback`` does, without any progress bar.
+
+    For a ``fit``'s ``cbs`` (so it is never exported with the learner). It takes over
+    ``learn.logger`` like ``ProgressCallback`` and runs just before ``CSVLogger`` (order 59 vs
+    60), so the CSV history is written as usual.
+    """
+    from fastai.callback.core import Callback
+    from fastai.learner import noop
+
+    class EpochLines(Callback):
+        order = 59  # after Recorder (50), before CSVLogger and ProgressCallback (60)
+
+        def before_fit(self):
+            self.names = None
+            self.previous_logger = None
+            if self.learn.logger is not noop:
+                self.previous_logger, self.learn.logger = self.learn.logger, self.write_values
+                self.write_values(self.recorder.metric_names)
+
+        def after_fit(self):
+            if self.previous_logger is not None:
+                self.learn.logger = self.previous_logger
+
+        def write_values(self, values):
+            cells = [f"{value:.6f}" if isinstance(value, float) else str(value) for value in values]
+            if self.names is None:  # the header: names padded to 8, as fastprogress does
+                self.names = [name.ljust(8) for name in cells]
+                write("  ".join(self.names).rstrip())
+            else:
+                line = "".join(c.ljust(2 + len(n)) for c, n in zip(cells, self.names, strict=False))
+                write(line.rstrip())
+
+    return EpochLines()
+
+
+@contextmanager
+def progress_output(learn, *, bars: bool) -> Iterator[list]:
+    """Within the block, ``learn`` shows fastai's progress bars when ``bars``, else none at all.
+
+    Yields
+    ------
+    list
+        Callbacks to pass to each ``fit`` inside the block: empty with bars (fastai's
+        ``ProgressCallback`` writes the epoch table), else one :func:`epoch_lines_callback`.
+        ``get_preds``, ``tta`` and ``lr_find`` need none (they log no epochs).
+    """
+    if bars:
+        yield []
+        return
+    with learn.no_bar():
+        yield [epoch_lines_callback(lambda line: print(line, flush=True))]
 
 
 # --- the learner ----------------------------------------------------------------------------
@@ -231,6 +309,7 @@ def train(
     hardware: Hardware,
     *,
     log: Callable[[str], None] = print,
+    progress_bars: bool | None = None,
 ):
     """Run the recipe's unfinished stages; return the learner at the last stage's size.
 
@@ -242,6 +321,9 @@ def train(
     hardware : Hardware
     log : callable
         Receives one line per event (stage started, skipped, finished).
+    progress_bars : bool, optional
+        fastai's per-batch progress bars; None = only when stdout is a terminal
+        (:func:`wants_progress_bars`). Without them, each epoch is one plain table line.
 
     Returns
     -------
@@ -293,6 +375,7 @@ def train(
     stages = stage_names(config)
     current_size = config.sizes[0]
     learn = create_learner(loaders(current_size), config, hardware)
+    bars = wants_progress_bars() if progress_bars is None else progress_bars
     pending_weights = None  # a stage finished in an earlier run, loaded before training on
     for stage in stages:
         kind, size = stage.split("-")[0], int(stage.split("-")[1])
@@ -312,20 +395,23 @@ def train(
             learn.unfreeze()
         rate = config.learning_rate or state["learning_rates"].get(str(size))
         if rate is None:
-            rate = find_learning_rate(learn)
+            with progress_output(learn, bars=bars):
+                rate = find_learning_rate(learn)
             log(f"lr_find at {size} px ({kind}): valley {rate:.2e}")
         state["learning_rates"][str(size)] = rate
         max_lr = rate if kind == "frozen" else slice(rate / 200, rate / 2)
         epochs = config.epochs[0] if kind == "frozen" else config.epochs[1]
         log(f"stage {stage}: {epochs} epoch(s), max_lr {max_lr}")
-        learn.fit_one_cycle(
-            epochs,
-            max_lr,
-            cbs=[
-                CSVLogger(fname=f"{STAGES_FOLDER}/{stage}-history.csv"),
-                best_epoch_checkpoint(monitor=config.monitor, fname=f"best-{stage}"),
-            ],
-        )
+        with progress_output(learn, bars=bars) as progress_callbacks:
+            learn.fit_one_cycle(
+                epochs,
+                max_lr,
+                cbs=[
+                    *progress_callbacks,
+                    CSVLogger(fname=f"{STAGES_FOLDER}/{stage}-history.csv"),
+                    best_epoch_checkpoint(monitor=config.monitor, fname=f"best-{stage}"),
+                ],
+            )
         # SaveModelCallback has loaded the best epoch: its checkpoint is the stage's weights.
         _export(learn, out)
         state["finished"].append(

@@ -4,6 +4,11 @@ The validation set is predicted once (``learn.get_preds(with_loss=True)``); the 
 confusion matrix, the per-class precision/recall/F1, the most-confused pairs and the top-losses
 gallery are all derived from that one table, which is also written as ``predictions.csv``
 (and the matrix as ``confusion.csv``) beside the report, so every number can be checked.
+
+The top-losses gallery shows, per image, one three-panel picture from ``interpret.pictures``
+(original | Grad-CAM overlay | guided Grad-CAM, for the predicted class), computed in one batched
+Grad-CAM and one batched guided-backprop pass over the top-loss images, every panel
+``GALLERY_PANEL`` px whatever the model's input size, laid out as a responsive grid of cards.
 """
 
 from __future__ import annotations
@@ -18,7 +23,8 @@ from train.config import REPORT_NAME
 
 PREDICTIONS_NAME = "predictions.csv"
 CONFUSION_NAME = "confusion.csv"
-GALLERY_SIZE = 160  # px, side of a top-loss image in the gallery
+GALLERY_PANEL = 160  # px, longer side of each panel of a top-loss picture (any model size)
+GALLERY_BATCH = 32  # top-loss images per batch when loading them for Grad-CAM
 
 # --- pure tables from predictions ------------------------------------------------------------
 
@@ -146,40 +152,116 @@ def tta_accuracy(learn) -> float:
     return float((probabilities.argmax(dim=1) == targets).float().mean())
 
 
-def gradcam_overlays(learn, paths: list[str], targets: list[int]) -> list[bytes] | None:
-    """JPEG bytes of each image (as the model saw it: valid transforms) with its Grad-CAM map for
-    ``targets`` blended on top (``interpret.gradcam`` + ``interpret.pictures.overlay``), or None
-    when interpret/ is not available."""
-    try:
-        from interpret.gradcam import gradcam
-        from interpret.pictures import overlay
-    except ImportError:
-        return None
-    import io
+def model_inputs(learn, paths: list[str]):
+    """The images at ``paths`` as the model sees a validation image (valid item transforms,
+    normalisation), and the same images for display.
 
+    Returns
+    -------
+    inputs : torch.Tensor, float32, shape (N, C, H, W)
+        Normalised, on the DataLoaders' device.
+    display : ndarray of uint8, shape (N, H, W, 3)
+        ``inputs`` with the normalisation undone (the crop the model saw, not the file).
+    """
     import torch
+    from fastai.vision.all import Normalize
+
+    loader = learn.dls.test_dl(paths, bs=GALLERY_BATCH)
+    inputs = torch.cat([batch[0].as_subclass(torch.Tensor).float() for batch in loader])
+    pictures = inputs.detach().cpu()
+    for transform in learn.dls.after_batch.fs:
+        if isinstance(transform, Normalize):
+            mean, std = transform.mean.cpu().float(), transform.std.cpu().float()
+            pictures = pictures * std.view(1, -1, 1, 1) + mean.view(1, -1, 1, 1)
+    display = (pictures.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    return inputs, display
+
+
+def _panel_size(height: int, width: int, panel: int) -> tuple[int, int]:
+    """(width, height) with the longer side ``panel`` px, the aspect ratio kept."""
+    scale = panel / max(height, width)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def _resized_image(image: np.ndarray, panel: int) -> np.ndarray:
+    """uint8 (H, W, 3) to the panel size: nearest-neighbour when enlarging (a 48 px input shows
+    its real pixels), Lanczos when shrinking."""
     from PIL import Image
 
+    size = _panel_size(*image.shape[:2], panel)
+    resample = Image.Resampling.NEAREST if size[0] > image.shape[1] else Image.Resampling.LANCZOS
+    return np.asarray(Image.fromarray(image).resize(size, resample))
+
+
+def _resized_gradients(gradients: np.ndarray, panel: int) -> np.ndarray:
+    """float (C, H, W) to the panel size, channel by channel (same resampling rule)."""
+    from PIL import Image
+
+    size = _panel_size(*gradients.shape[1:], panel)
+    resample = (
+        Image.Resampling.NEAREST if size[0] > gradients.shape[2] else Image.Resampling.BILINEAR
+    )
+    channels = [
+        np.asarray(Image.fromarray(channel.astype(np.float32), mode="F").resize(size, resample))
+        for channel in gradients
+    ]
+    return np.stack(channels)
+
+
+def gallery_pictures(
+    learn, paths: list[str], targets: list[int], *, panel: int = GALLERY_PANEL
+) -> tuple[list[bytes] | None, str]:
+    """Original | Grad-CAM overlay | guided Grad-CAM PNG for each image, all the same size.
+
+    Grad-CAM (``interpret.gradcam``) and guided backprop (``interpret.guided``) each run once,
+    batched, over all the images; the pictures are drawn by ``interpret.pictures``.
+
+    Parameters
+    ----------
+    learn : fastai Learner
+    paths : list of str, length N
+    targets : list of int, length N
+        The class each map explains (the gallery passes the predicted class).
+    panel : int
+        Longer side of every panel in px (the model's input is resized to it).
+
+    Returns
+    -------
+    pictures : list of bytes, length N, or None
+        PNG files, each ``3 * panel + 8`` px wide (two panels when the model has no ``nn.ReLU``
+        to guide); None when interpret/ is missing or Grad-CAM cannot explain this model.
+    note : str
+        Why a panel or the pictures are missing; empty when all is well.
+    """
+    try:
+        from interpret.gradcam import gradcam_with_scores
+        from interpret.guided import guided_backprop
+        from interpret.pictures import interpretation_png
+    except ImportError as error:
+        return None, f"Grad-CAM pictures need interpret/ ({error})."
     if not paths:
-        return []
-    loader = learn.dls.test_dl(paths, bs=len(paths))
-    images = loader.one_batch()[0].float()
-    maps = gradcam(learn.model, images, targets=list(targets))
-    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)  # ImageNet, as the loaders
-    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
-    pictures = (images.cpu() * std + mean).clamp(0, 1).permute(0, 2, 3, 1).numpy()
-    overlays = []
-    for picture, cam in zip(pictures, maps, strict=True):
-        blended = Image.fromarray(overlay((picture * 255).round().astype(np.uint8), cam))
-        scale = GALLERY_SIZE / max(blended.size)
-        blended = blended.resize(
-            (round(blended.width * scale), round(blended.height * scale)),
-            Image.Resampling.NEAREST if scale > 1 else Image.Resampling.LANCZOS,
+        return [], ""
+    inputs, display = model_inputs(learn, paths)
+    try:
+        result = gradcam_with_scores(learn.model, inputs, list(targets))
+    except (ValueError, TypeError) as error:  # e.g. a model without a convolutional layer
+        return None, f"Grad-CAM cannot explain this model: {error}"
+    note = ""
+    try:
+        guided = guided_backprop(learn.model, inputs, result.targets) * result.maps[:, None]
+    except ValueError as error:  # no nn.ReLU to guide (GELU models)
+        guided, note = None, f"No guided Grad-CAM panel: {error}"
+    pictures = []
+    for row, image in enumerate(display):
+        pictures.append(
+            interpretation_png(
+                _resized_image(image, panel),
+                result.maps[row],  # resized to the panel by the overlay
+                None if guided is None else _resized_gradients(guided[row], panel),
+                caption="original",
+            )
         )
-        buffer = io.BytesIO()
-        blended.save(buffer, format="JPEG", quality=85)
-        overlays.append(buffer.getvalue())
-    return overlays
+    return pictures, note
 
 
 # --- figures ---------------------------------------------------------------------------------
@@ -269,7 +351,7 @@ def _audit_section(gate: dict | None, allowed: bool, report_dir: Path) -> str:
     return text
 
 
-def gallery_image_bytes(path, *, size: int = GALLERY_SIZE) -> bytes:
+def gallery_image_bytes(path, *, size: int = GALLERY_PANEL) -> bytes:
     """JPEG bytes of the image at ``path`` scaled so its longer side is ``size`` px (small
     images are enlarged, nearest-neighbour, so a 32 px image is not a speck)."""
     import io
@@ -288,32 +370,71 @@ def gallery_image_bytes(path, *, size: int = GALLERY_SIZE) -> bytes:
     return buffer.getvalue()
 
 
-def _gallery(top: pd.DataFrame, overlays: list[bytes] | None) -> str:
+GALLERY_STYLE = """
+.loss-grid { display: grid; gap: 12px; margin-top: 0.6em;
+             grid-template-columns: repeat(auto-fill, minmax(min(100%, CARDpx), 1fr)); }
+.loss-card { border: 1px solid #ddd; border-radius: 6px; padding: 8px; background: #fff;
+             display: flex; flex-direction: column; align-items: center; }
+.loss-card img { display: block; max-width: 100%; height: auto; }
+.loss-caption { margin: 6px 0 0; font-size: 0.9em; text-align: center; }
+.loss-caption .wrong { color: #b91c1c; }
+.loss-path { margin: 2px 0 0; font-size: 0.75em; color: #666; text-align: center;
+             overflow-wrap: anywhere; }
+"""
+
+
+def _png_width(content: bytes) -> int | None:
+    """Width from a PNG's header (IHDR), None for anything else."""
+    if content[:8] == b"\x89PNG\r\n\x1a\n" and len(content) >= 24:
+        return int.from_bytes(content[16:20], "big")
+    return None
+
+
+def _gallery(top: pd.DataFrame, pictures: list[bytes] | None, note: str = "") -> str:
+    """A grid of cards: the picture, ``actual X / predicted Y / p=0.97 / loss 12.8``, the path.
+
+    ``pictures`` (one PNG per row of ``top``, :func:`gallery_pictures`) or, when None, the plain
+    image files.
+    """
     from interpret.html import escape, image_tag, placeholder
 
-    cells = []
+    cards = []
+    widths = []
     for position, row in enumerate(top.itertuples(index=False)):
+        predicted_class = "" if row.correct else ' class="wrong"'
         caption = (
-            f"actual {row.actual} / predicted {row.predicted} / "
+            f"actual <b>{escape(row.actual)}</b> / "
+            f"predicted <b{predicted_class}>{escape(row.predicted)}</b> / "
             f"p={row.probability:.2f} / loss {row.loss:.2f}"
         )
-        try:
-            picture = image_tag(gallery_image_bytes(row.path), mime="image/jpeg", alt=caption)
-        except (OSError, ValueError, SyntaxError) as error:  # PIL raises all three
-            picture = placeholder(f"cannot show {Path(row.path).name}: {error}")
-        figure = f"<figure>{picture}<figcaption>{escape(caption)}</figcaption></figure>"
-        if overlays is not None:
-            figure += (
-                f"<figure>{image_tag(overlays[position], mime='image/jpeg', alt='Grad-CAM')}"
-                f"<figcaption>Grad-CAM for {escape(row.predicted)}</figcaption></figure>"
-            )
-        cells.append(f'<div class="loss-pair" title="{escape(row.path)}">{figure}</div>')
-    note = (
-        ""
-        if overlays is not None
-        else '<p class="muted">Grad-CAM overlays appear when interpret.gradcam is available.</p>'
+        alt = f"{Path(row.path).name}: original, Grad-CAM and guided Grad-CAM for {row.predicted}"
+        if pictures is not None:
+            width = _png_width(pictures[position])
+            widths.append(width or GALLERY_PANEL)
+            picture = image_tag(pictures[position], alt=alt, width=width)
+        else:
+            widths.append(GALLERY_PANEL)
+            try:
+                content = gallery_image_bytes(row.path)
+                picture = image_tag(content, mime="image/jpeg", alt=Path(row.path).name)
+            except (OSError, ValueError, SyntaxError) as error:  # PIL raises all three
+                picture = placeholder(f"cannot show {Path(row.path).name}: {error}")
+        cards.append(
+            f'<div class="loss-card">{picture}<p class="loss-caption">{caption}</p>'
+            f'<p class="loss-path" title="{escape(row.path)}">{escape(row.path)}</p></div>'
+        )
+    card = max(widths, default=GALLERY_PANEL) + 18  # picture + padding + border
+    explained = (
+        "Each picture: the image as the model saw it (resized and cropped) | Grad-CAM for the "
+        "predicted class | guided Grad-CAM (the same map times guided backprop: the pixels "
+        "that drove the prediction)."
+        if pictures is not None
+        else "The images (Grad-CAM pictures are not available)."
     )
-    return note + "".join(cells)
+    intro = f'<p class="muted">{escape(explained)}'
+    intro += f" {escape(note)}</p>" if note else "</p>"
+    style = f"<style>{GALLERY_STYLE.replace('CARD', str(card))}</style>"
+    return style + intro + f'<div class="loss-grid">{"".join(cards)}</div>'
 
 
 def render_training_html(
@@ -326,13 +447,16 @@ def render_training_html(
     predictions: pd.DataFrame,
     vocab,
     accuracy_with_tta: float | None,
-    overlays: list[bytes] | None,
+    pictures: list[bytes] | None,
     top_losses: int,
     report_dir: Path,
+    gallery_note: str = "",
 ) -> str:
     """The report's HTML (a complete page). ``predictions`` is :func:`prediction_table` output;
     every table below is derived from it. The confusion matrix is also embedded as JSON in
-    ``<script type="application/json" id="confusion-matrix">`` (``labels``, ``counts``)."""
+    ``<script type="application/json" id="confusion-matrix">`` (``labels``, ``counts``).
+    ``pictures``: :func:`gallery_pictures` for the ``top_losses`` highest-loss rows (in
+    descending loss order), or None for plain images."""
     from interpret.html import escape, image_tag, key_value_table, page, section, table
 
     confusion = confusion_table(predictions, vocab)
@@ -377,7 +501,7 @@ def render_training_html(
             "Most-confused pairs",
             table(pairs) if len(pairs) else "<p>No confusions.</p>",
         )
-        + section("top-losses", f"Top {len(top)} losses", _gallery(top, overlays))
+        + section("top-losses", f"Top {len(top)} losses", _gallery(top, pictures, gallery_note))
     )
     return page("splitsafe training report", body)
 
@@ -393,18 +517,26 @@ def write_training_report(
     report_dir: Path,
     tta: bool = True,
     top_losses: int = 12,
+    progress_bars: bool | None = None,
 ) -> Path:
     """Predict once, write ``predictions.csv``, ``confusion.csv`` and ``training.html`` into
-    ``report_dir``; return the report's path."""
+    ``report_dir``; return the report's path.
+
+    ``progress_bars``: fastai's bars for the prediction passes; None = only when stdout is a
+    terminal (``train.recipe.wants_progress_bars``)."""
+    from train.recipe import progress_output, wants_progress_bars
+
     report_dir = Path(report_dir)
     report_dir.mkdir(parents=True, exist_ok=True)
     vocab = [str(label) for label in learn.dls.vocab]
-    predictions = predict(learn)
+    bars = wants_progress_bars() if progress_bars is None else progress_bars
+    with progress_output(learn, bars=bars):
+        predictions = predict(learn)
+        accuracy_with_tta = tta_accuracy(learn) if tta else None
     predictions.to_csv(report_dir / PREDICTIONS_NAME, index=False)
     confusion_table(predictions, vocab).to_csv(report_dir / CONFUSION_NAME)
-    accuracy_with_tta = tta_accuracy(learn) if tta else None
     top = predictions.sort_values("loss", ascending=False, kind="stable").head(top_losses)
-    overlays = gradcam_overlays(
+    pictures, gallery_note = gallery_pictures(
         learn, list(top["path"]), [vocab.index(label) for label in top["predicted"]]
     )
     html = render_training_html(
@@ -416,9 +548,10 @@ def write_training_report(
         predictions=predictions,
         vocab=vocab,
         accuracy_with_tta=accuracy_with_tta,
-        overlays=overlays,
+        pictures=pictures,
         top_losses=top_losses,
         report_dir=report_dir,
+        gallery_note=gallery_note,
     )
     path = report_dir / REPORT_NAME
     path.write_text(html, encoding="utf-8")
