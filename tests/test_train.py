@@ -7,6 +7,7 @@ The fast unit tests never import fastai.
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import subprocess
@@ -91,6 +92,21 @@ def pass_the_gate(monkeypatch):
     monkeypatch.setattr(
         "train.gate.run_audit_gate", lambda *args, **kwargs: GateResult("passed", exit_code=0)
     )
+
+
+def gallery_pictures_in(html: str) -> list[tuple[bytes, str, str]]:
+    """The top-losses gallery's cards: (embedded PNG bytes, caption text, path), in order."""
+    import base64
+
+    cards = re.findall(
+        r'<div class="loss-card"><img src="data:image/png;base64,([^"]+)"[^>]*>'
+        r'<p class="loss-caption">(.*?)</p><p class="loss-path"[^>]*>(.*?)</p></div>',
+        html,
+    )
+    return [
+        (base64.b64decode(content), re.sub(r"<[^>]+>", "", caption), path)
+        for content, caption, path in cards
+    ]
 
 
 def embedded_confusion(html: str) -> dict:
@@ -251,13 +267,33 @@ def test_help_is_quick_and_does_not_import_fastai():
     code = (
         "import sys; from train.__main__ import build_parser; "
         "text = build_parser().format_help(); "
-        "print('--allow-audit-failures' in text, 'fastai' in sys.modules, "
+        "print('--allow-audit-failures' in text and '--threads' in text, 'fastai' in sys.modules, "
         "'torch' in sys.modules)"
     )
     completed = subprocess.run(
         [sys.executable, "-c", code], cwd=REPOSITORY, capture_output=True, text=True, check=True
     )
     assert completed.stdout.split() == ["True", "False", "False"]
+
+
+def test_progress_bars_only_on_a_terminal():
+    from train.recipe import wants_progress_bars
+
+    class Stream:
+        def __init__(self, terminal):
+            self.terminal = terminal
+
+        def isatty(self):
+            if self.terminal is None:
+                raise ValueError("I/O operation on closed file")
+            return self.terminal
+
+    assert wants_progress_bars(Stream(True))
+    assert not wants_progress_bars(Stream(False))
+    assert not wants_progress_bars(Stream(None))  # closed
+    assert not wants_progress_bars(object())  # no isatty at all
+    with pytest.raises(ValueError, match="--threads"):
+        TrainConfig(dataset=Path("d"), threads=0)
 
 
 # --- end to end (fastai on the CPU) ---------------------------------------------------------
@@ -303,7 +339,7 @@ def test_gate_refuses_a_leaky_dataset_and_the_override_trains(
     assert main([*arguments, "--allow-audit-failures"]) == 0
     html = (reports / "training.html").read_text()
     assert "Trained despite failing audits" in html and "near-duplicates" in html
-    assert html.count("<figcaption>Grad-CAM for ") == 7  # the top-losses gallery: all 7 valid
+    assert len(gallery_pictures_in(html)) == 7  # the top-losses gallery: all 7 valid images
     assert (out / "export.pkl").is_file()
     history = pd.read_csv(out / "history.csv")
     assert history["stage"].tolist() == ["frozen-32", "unfrozen-32"]
@@ -403,3 +439,113 @@ def test_offline_without_cached_weights_says_no_pretrained(tmp_path, monkeypatch
     err = capsys.readouterr().err
     assert code == 2
     assert "--no-pretrained" in err and "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_gallery_has_a_three_panel_picture_per_top_loss(tmp_path, one_thread):
+    """The report's gallery: one original | Grad-CAM | guided Grad-CAM PNG per top-loss image,
+    all the same size whatever the model's input size, captioned from the one prediction pass."""
+    from PIL import Image
+
+    from data import scan
+    from interpret.pictures import CAPTION_HEIGHT
+    from train.hardware import Hardware
+    from train.loaders import make_dataloaders, training_table
+    from train.recipe import create_learner, progress_output
+    from train.report import GALLERY_PANEL, write_training_report
+
+    table = training_table(scan(make_dataset(tmp_path / "d", train_per_class=2)))
+    config = TrainConfig(dataset=tmp_path / "d", arch="resnet18", pretrained=False, out=tmp_path)
+    cpu = Hardware("cpu", "fp32", channels_last=False, workers=0, pin_memory=False, note="cpu")
+    learn = create_learner(make_dataloaders(table, size=40, batch_size=4), config, cpu)
+
+    with progress_output(learn, bars=False) as callbacks:  # the non-terminal mode
+        assert not hasattr(learn, "progress") and len(callbacks) == 1
+    assert hasattr(learn, "progress")  # fastai's bars are back afterwards (and in the export)
+
+    reports = tmp_path / "reports"
+    write_training_report(
+        learn,
+        settings={"arch": "resnet18"},
+        gate=None,
+        allowed=False,
+        hardware_note="cpu",
+        history=pd.DataFrame(columns=["stage"]),
+        report_dir=reports,
+        tta=False,
+        top_losses=4,
+        progress_bars=False,
+    )
+    html = (reports / "training.html").read_text()
+    cards = gallery_pictures_in(html)
+    assert len(cards) == 4
+    predictions = pd.read_csv(reports / "predictions.csv")
+    top = predictions.sort_values("loss", ascending=False, kind="stable").head(4)
+    assert [path for _, _, path in cards] == list(top["path"])  # highest loss first
+    first = top.iloc[0]
+    assert cards[0][1] == (
+        f"actual {first['actual']} / predicted {first['predicted']} / "
+        f"p={first['probability']:.2f} / loss {first['loss']:.2f}"
+    )
+    gap = 4  # interpret.pictures.panels_png
+    for content, _, _ in cards:
+        picture = np.asarray(Image.open(io.BytesIO(content)).convert("RGB"))
+        assert picture.shape == (GALLERY_PANEL + CAPTION_HEIGHT, 3 * GALLERY_PANEL + 2 * gap, 3)
+        panels = [
+            picture[
+                CAPTION_HEIGHT:,
+                i * (GALLERY_PANEL + gap) : i * (GALLERY_PANEL + gap) + GALLERY_PANEL,
+            ]
+            for i in range(3)
+        ]
+        original, heat, guided = (panel.astype(int) for panel in panels)
+        assert np.abs(heat - original).mean() > 5  # the Grad-CAM colours are blended in
+        assert np.abs(guided - original).mean() > 5  # and the guided panel is another picture
+    # self-contained: every image embedded, nothing fetched from elsewhere
+    assert not re.findall(r'(?:src|href)="(?:https?:)?//', html)
+
+
+@pytest.mark.slow
+def test_log_has_epoch_lines_and_no_bar_spam_when_not_a_terminal(
+    tmp_path, monkeypatch, capsys, one_thread
+):
+    """Redirected output (capsys is not a terminal) gets one plain line per epoch and no
+    carriage-return bar updates; a terminal gets fastai's bars. --threads sets torch's threads."""
+    import torch
+
+    from train.__main__ import main
+
+    pass_the_gate(monkeypatch)
+    root = make_dataset(tmp_path / "clean", train_per_class=4, valid_per_class=1)
+    arguments = [
+        "--dataset",
+        str(root),
+        "--report-dir",
+        str(tmp_path / "reports"),
+        "--no-tta",
+        "--top-losses",
+        "2",
+        *QUICK,
+        "--epochs",
+        "2",
+        "0",
+        "--threads",
+        "1",
+    ]
+    torch.set_num_threads(2)
+    assert main([*arguments, "--out", str(tmp_path / "log")]) == 0
+    assert torch.get_num_threads() == 1
+    captured = capsys.readouterr()
+    assert "\r" not in captured.out and "\r" not in captured.err
+    lines = captured.out.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("epoch"))
+    assert lines[header].split() == ["epoch", "train_loss", "valid_loss", "accuracy", "time"]
+    rows = [line.split() for line in lines[header + 1 :] if line[:1].isdigit()]
+    assert [row[0] for row in rows] == ["0", "1"]  # one line per epoch ("Better model" between)
+    assert all(len(row) == 5 for row in rows)  # epoch, two losses, accuracy, time
+    history = pd.read_csv(tmp_path / "log" / "history.csv")
+    assert len(history) == 2  # the CSV log still gets every epoch
+
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)  # now "a terminal"
+    assert main([*arguments, "--out", str(tmp_path / "terminal")]) == 0
+    assert "\r" in capsys.readouterr().out  # fastprogress's console bars
