@@ -45,7 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=f"Outputs in --out: {EXPORT_NAME} (learn.export), {HISTORY_NAME} (every epoch), "
         f"{STATE_NAME} (finished stages, for --resume), {STAGES_FOLDER}/ (per-stage weights, "
         "best-epoch checkpoints, per-stage logs). In --report-dir: training.html, "
-        "predictions.csv, confusion.csv, and the audit's audit.html.",
+        "predictions.csv, confusion.csv, and the audit's audit.html. Progress: fastai's bars in "
+        "a terminal; one plain line per epoch when the output is redirected (CI logs).",
     )
     parser.add_argument(
         "--dataset",
