@@ -36,6 +36,10 @@ MESSAGE_EXAMPLES = 3  # pairs named in a message; the report shows report_exampl
 # look-alike frames of different characters matched by descriptor had 14-30 (see
 # benchmarks/results/audits.md). Candidate for an AuditConfig key (label_conflict_phash_distance).
 LABEL_CONFLICT_PHASH_DISTANCE = 8
+# BLAS threads during the search. Measured on the shared 2-core machine (load 4-5), 50,000
+# images: one OpenBLAS thread 15 s wall / 10 s CPU, two threads 34 s / 23 s (the alignment's
+# many small products and OpenBLAS's spinning threads lose more than the second core gains).
+SEARCH_BLAS_THREADS = 1
 
 
 def rule_text(rule: dict) -> str:
@@ -73,11 +77,16 @@ def find_duplicate_pairs(
         similarities), found on the way (:func:`data.neardup.find_duplicates`): ``path_a``,
         ``path_b`` (str), ``similarity`` (float, plain ``|cosine|``), in no particular order.
     """
+    from threadpoolctl import threadpool_limits
+
     usable = features[features["error"] == ""]
     if len(usable) < 2:
         found, candidates = _empty_pairs(), None
     else:
-        found, candidates = find_duplicates(usable, None, flip=flip, return_candidates=True, **rule)
+        with threadpool_limits(limits=SEARCH_BLAS_THREADS, user_api="blas"):
+            found, candidates = find_duplicates(
+                usable, None, flip=flip, return_candidates=True, **rule
+            )
     pairs = _describe_found(usable, found)
     if not return_candidates:
         return pairs

@@ -99,25 +99,29 @@ def scan(source: str | os.PathLike, *, split_aliases: dict[str, str] | None = No
 
 
 def _walk_files(root: Path):
-    """Yield (relative POSIX path, error) for every file; follows folder links once (no loops)."""
+    """Yield (relative POSIX path, error) for every file; follows folder links once (no loops).
+
+    Paths are built as strings (folder prefix + entry name): at 50,000 files pathlib's parsing
+    cost more than the directory reads.
+    """
     seen: set[tuple[int, int]] = set()
-    stack = [root]
+    stack = [(os.fspath(root), "")]  # (folder as given to scandir, its relative POSIX prefix)
     while stack:
-        folder = stack.pop()
+        folder, prefix = stack.pop()
         try:
-            info = folder.stat()
+            info = os.stat(folder)
             entries = sorted(os.scandir(folder), key=lambda e: e.name)
         except OSError as error:
-            yield folder.relative_to(root).as_posix(), f"folder not readable: {error.strerror}"
+            yield prefix.rstrip("/") or ".", f"folder not readable: {error.strerror}"
             continue
         if (info.st_dev, info.st_ino) in seen:
             continue  # a folder link back into the tree
         seen.add((info.st_dev, info.st_ino))
         for entry in entries:
-            relative = Path(entry.path).relative_to(root).as_posix()
+            relative = prefix + entry.name
             try:
                 if entry.is_dir(follow_symlinks=True):
-                    stack.append(Path(entry.path))
+                    stack.append((entry.path, relative + "/"))
                     continue
                 entry.stat(follow_symlinks=True)
                 yield relative, ""
@@ -135,7 +139,7 @@ def _scan_folder(root: Path, aliases: dict[str, str]):
     has_splits = any(name.lower() in aliases for name in top)
     rows, skipped = [], []
     for relative, error in _walk_files(root):
-        parts = PurePosixPath(relative).parts
+        parts = relative.split("/")
         if len(parts) == 1 and parts[0] in _OWN_FILES:
             continue
         if not is_image_path(relative):
@@ -156,11 +160,13 @@ def _scan_folder(root: Path, aliases: dict[str, str]):
                 skipped.append({"path": relative, "reason": "not inside a <label>/ folder"})
                 continue
             split, label = "", parts[0]
-        rows.append({"path": relative, "split": split, "label": label, "error": error})
+        rows.append((relative, split, label, error))
     layout = "split-folders" if has_splits else "label-folders"
+    names = ("path", "split", "label", "error")
+    values = list(zip(*rows, strict=True)) if rows else [()] * len(names)
     columns = {
-        c: pd.Series([r[c] for r in rows], dtype=TEXT_DTYPE)
-        for c in ("path", "split", "label", "error")
+        name: pd.Series(list(column), dtype=TEXT_DTYPE)
+        for name, column in zip(names, values, strict=True)
     }
     return _with_columns(pd.DataFrame(columns)), skipped, layout
 
