@@ -152,11 +152,14 @@ def plot_class_counts(counts: pd.DataFrame) -> bytes:
     Returns
     -------
     bytes
-        A PNG image (seaborn ``catplot``, Agg backend).
+        A PNG image (seaborn ``barplot`` per split panel, own y scale each, one legend; Agg
+        backend). Drawn on plain subplots rather than ``catplot``: its grid laid out and drew
+        the figure four times, twice the time of the whole chart.
     """
     from interpret.plots import figure_to_png, use_agg_backend
 
     use_agg_backend()
+    import matplotlib.pyplot as plt
     import seaborn as sns
 
     table = counts.assign(
@@ -164,29 +167,33 @@ def plot_class_counts(counts: pd.DataFrame) -> bytes:
         split=counts["split"].replace("", "(unsplit)"),
     )
     splits = list(dict.fromkeys(table["split"]))
-    grid = sns.catplot(
-        data=table,
-        x="label",
-        y="images",
-        hue="kind",
-        col="split",
-        col_order=splits,
-        kind="bar",
-        estimator="sum",
-        errorbar=None,
-        sharey=False,
-        height=3.5,
-        aspect=1.3,
-    )
-    grid.set_titles("{col_name}")
-    grid.set_axis_labels("class", "images")
-    for axis in grid.axes.flat:
+    kinds = list(dict.fromkeys(table["kind"]))
+    labels = sorted(table["label"].unique())
+    figure, axes = plt.subplots(1, len(splits), figsize=(4.55 * len(splits), 3.5), squeeze=False)
+    last = axes.flat[len(splits) - 1]
+    for axis, split in zip(axes.flat, splits, strict=True):
+        sns.barplot(
+            data=table.loc[table["split"] == split],
+            x="label",
+            y="images",
+            hue="kind",
+            order=labels,
+            hue_order=kinds,
+            estimator="sum",
+            errorbar=None,
+            ax=axis,
+            legend=axis is last,
+        )
+        axis.set_title(split)
+        axis.set_xlabel("class")
+        axis.set_ylabel("images")
         for label in axis.get_xticklabels():
             label.set_rotation(30)
             label.set_horizontalalignment("right")
-    if grid.legend is not None:
-        grid.legend.set_title("origin")
-    return figure_to_png(grid)
+    if last.get_legend() is not None:
+        sns.move_legend(last, "upper left", bbox_to_anchor=(1, 1), title="origin")
+    figure.tight_layout()
+    return figure_to_png(figure)
 
 
 # --- audits: Finding builders (called by audits/test_balance.py) -----------------------------
