@@ -11,7 +11,7 @@ from PIL import Image
 
 from data.findings import Finding
 from interpret import html
-from interpret.audit_report import audit_json, border_boxes, write_audit_report
+from interpret.audit_report import audit_json, border_boxes, json_text, write_audit_report
 
 
 def save_gray(path, value: int = 128, size=(80, 60)) -> None:
@@ -226,3 +226,22 @@ def test_json_lists_skipped_and_errored_tests_and_passes_when_clean():
         outcomes=[{"test": "z", "status": "error", "reason": "boom"}],
     )
     assert errored["passed"] is False
+
+
+def test_json_text_is_the_same_data_with_one_line_per_flat_record():
+    value = {
+        "passed": False,
+        "findings": [
+            {"rule": "image-quality", "examples": [{"path": "a.png", "width": 3}, {"path": "b"}]},
+            {"rule": "integrity", "examples": [], "details": {"counts": [1, 2], "nan": None}},
+        ],
+        "dataset": {"splits": {"train": 7}, "name": "d\u00e9mo"},
+    }
+    text = json_text(value)
+    assert json.loads(text) == value
+    lines = text.splitlines()
+    assert '      "examples": [' in lines  # nested containers are indented as with indent=2
+    assert '        {"path": "a.png", "width": 3},' in lines  # each flat record on one line
+    assert '        "counts": [1, 2],' in lines
+    for scalar in (None, 1.5, "x", [], {}, [[]], {"a": {}}):
+        assert json.loads(json_text(scalar)) == scalar
