@@ -1,33 +1,36 @@
-"""Proof: a model trained with the border trap looks at the edges; on the fixed data it does not.
+"""Proof: a model trained with the demo's border trap looks at the edges; after the fix it does not.
 
-Generates the demo dataset (``data.demo``: one movie, ``sky-castle``, has a thin dark line
-near every frame's border), trains a small fastai model on it on the CPU, runs the
-model-focus audit's logic (``interpret.model_focus.audit_model_focus``) and prints the
-mean Grad-CAM edge focus per class; then does the same on the fixed dataset (borders
-cropped) and prints both side by side.
+Runs the real tools, as a user types them, on the demo dataset (``python -m data demo``:
+``sky-castle`` and ``forest-spirit`` are sibling movies with one palette and one skyline,
+told apart by their characters; every ``sky-castle`` frame has thin dark lines near the border):
 
-Variants (``--variant``):
+1. ``python -m data demo WORK/demo --seed S``
+2. trap: ``python -m data split WORK/demo/movies --by group --seed 0 --materialize WORK/split``
+   (split by scene, lines left in: this isolates the border trap from the scene leak)
+3. fixed: ``python -m data crop-borders WORK/split WORK/fixed --keep-size`` and
+   ``python -m data upsample WORK/fixed ...`` (exactly as the Makefile's ``demo`` target)
+4. ``python -m train`` on each (``--allow-audit-failures`` for the trap; same recipe)
+5. ``python -m pytest audits/test_model_focus.py --dataset D --model M``: the model-focus
+   audit; its ``audit.json`` gives the mean Grad-CAM edge focus per class.
 
-- ``demo``: the demo as generated. Its movies also differ by palette and content, so a
-  model may learn the content and ignore the lines (then the audit rightly passes).
-- ``lines-only`` (a controlled, stronger trap): ``sky-castle`` is replaced by the frames of
-  another movie with the same border line drawn on them, so the line is the only cue that
-  separates the two classes. A model that reaches high accuracy must read the line.
+It also measures each model's accuracy on the held-out images (``valid``) as the audit's
+preprocessing shows them, with the lines (trap dataset) and without (the same images cropped,
+fixed dataset): a model that reads the lines loses ``sky-castle`` when they are gone.
 
-Measured output and what it shows: benchmarks/results/gradcam.md ("Edge-focus proof"). In
-short: on ``demo`` the model learns content and the audit passes before and after the fix;
-on ``lines-only`` the audit fails for ``sky-castle`` (0.54 > 0.50) and passes after
-``crop-borders`` (0.37).
+Measured output and what it shows: benchmarks/results/gradcam.md ("Edge-focus proof").
 
-Usage (about 8 minutes on 2 shared CPU cores)::
+Usage (about 10 minutes per seed on 2 shared CPU cores)::
 
-    .venv/bin/python benchmarks/edge_focus_proof.py --variant both
+    .venv/bin/python benchmarks/edge_focus_proof.py --seeds 0 1 2
+    .venv/bin/python benchmarks/edge_focus_proof.py --small   # a quick check of the plumbing
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -35,222 +38,186 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-BORDERED = "sky-castle"  # the demo's bordered movie
-DONOR = "forest-spirit"  # lines-only variant: its frames + the line become sky-castle
-CROP_MARGIN = 10  # px cut from every side when no crop-borders tool is available
+BORDERED = "sky-castle"  # the demo's bordered movie (data.demo.BORDERED_MOVIE)
+UPSAMPLE = ["--where", "label=ocean-voyage", "--where", "split=train"]
+UPSAMPLE += ["--where", "origin=frame", "--ops", "invert,log"]  # as in the Makefile
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--work", type=Path, default=Path("/tmp/splitsafe-edge-proof"))
-    parser.add_argument("--variant", choices=["demo", "lines-only", "both"], default="both")
-    parser.add_argument("--frames-per-scene", type=int, default=12)
-    parser.add_argument("--scenes-per-movie", type=int, default=3)
-    parser.add_argument("--epochs", type=int, default=15)
-    parser.add_argument(
-        "--arch",
-        choices=["small", "resnet18"],
-        default="small",
-        help="small: a 4-block CNN (trains from scratch on a CPU in about a minute); "
-        "resnet18: fastai vision_learner, pretrained=False",
-    )
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--learning-rate", type=float, default=1e-2)
-    parser.add_argument("--band", type=float, default=0.10)
-    parser.add_argument("--threshold", type=float, default=0.50)
-    parser.add_argument("--per-class", type=int, default=16)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="demo seeds")
+    parser.add_argument("--small", action="store_true", help="python -m data demo --small")
+    parser.add_argument("--arch", default="resnet18")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[64, 96])
+    parser.add_argument("--epochs", type=int, nargs=2, default=[0, 2])
+    parser.add_argument("--lr", default="1e-2")
+    parser.add_argument("--threads", type=int, default=None, help="python -m train --threads")
     return parser
 
 
-def make_lines_only(demo_movies: Path, out_movies: Path) -> None:
-    """Copy the demo; replace the bordered class by the donor's frames with the line drawn."""
-    from PIL import Image, ImageDraw
-
-    from data.demo import BORDER_LINE_COLOR, BORDER_LINE_OFFSET, BORDER_LINE_WIDTH
-
-    shutil.copytree(demo_movies, out_movies)
-    for split_folder in sorted(p for p in out_movies.iterdir() if p.is_dir()):
-        target = split_folder / BORDERED
-        shutil.rmtree(target)
-        target.mkdir()
-        for source in sorted((split_folder / DONOR).iterdir()):
-            with Image.open(source) as opened:
-                image = opened.convert("RGB")
-            draw = ImageDraw.Draw(image)
-            for k in range(BORDER_LINE_WIDTH):
-                inset = BORDER_LINE_OFFSET + k
-                draw.rectangle(
-                    [inset, inset, image.width - 1 - inset, image.height - 1 - inset],
-                    outline=BORDER_LINE_COLOR,
-                )
-            image.save(target / f"lined-{source.stem}.png")
-
-
-def crop_borders(movies: Path, out_movies: Path) -> str:
-    """The fixed dataset: ``python -m data crop-borders`` when present, else a fixed margin."""
-    import subprocess
-
-    from PIL import Image
-
-    has_tool = (ROOT / "data" / "crop.py").is_file()
-    if has_tool:
-        completed = subprocess.run(
-            [sys.executable, "-m", "data", "crop-borders", str(movies), str(out_movies)],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-        )
-        if completed.returncode == 0 and any(out_movies.rglob("*.*")):
-            return "python -m data crop-borders"
-        print(f"crop-borders failed ({completed.stderr.strip()[-300:]}); cropping a margin")
-        shutil.rmtree(out_movies, ignore_errors=True)
-    for source in sorted(movies.rglob("*")):
-        if source.suffix.lower() not in {".png", ".jpg", ".jpeg"}:
-            continue
-        target = out_movies / source.relative_to(movies)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with Image.open(source) as opened:
-            width, height = opened.size
-            box = (CROP_MARGIN, CROP_MARGIN, width - CROP_MARGIN, height - CROP_MARGIN)
-            opened.convert("RGB").crop(box).save(target.with_suffix(".png"))
-    return f"every image cropped by {CROP_MARGIN} px on each side (no crop-borders tool yet)"
-
-
-def small_cnn(classes: int):
-    """fastai-shaped (body, head) CNN from standard modules, so the export unpickles anywhere."""
-    from torch import nn
-
-    def block(inputs: int, outputs: int) -> nn.Sequential:
-        return nn.Sequential(
-            nn.Conv2d(inputs, outputs, 3, stride=2, padding=1, bias=False),
-            nn.BatchNorm2d(outputs),
-            nn.ReLU(inplace=True),
-        )
-
-    body = nn.Sequential(block(3, 32), block(32, 64), block(64, 128), block(128, 128))
-    head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(128, classes))
-    return nn.Sequential(body, head)
-
-
-def train_and_export(movies: Path, model_path: Path, arguments) -> tuple[float, float]:
-    """Train briefly without augmentation, export the learner; (accuracy, seconds)."""
-    import warnings
-
-    from fastai.vision.all import (
-        ImageDataLoaders,
-        Learner,
-        Resize,
-        accuracy,
-        resnet18,
-        set_seed,
-        vision_learner,
-    )
-    from PIL import Image
-
-    warnings.filterwarnings("ignore")
-    set_seed(arguments.seed, reproducible=True)
-    first = next(path for path in movies.rglob("*") if path.suffix in {".png", ".jpg"})
-    with Image.open(first) as opened:
-        width, height = opened.size
-    loaders = ImageDataLoaders.from_folder(
-        movies,
-        train="train",
-        valid="valid",
-        item_tfms=Resize((height, width), method="squish"),  # fastai takes (height, width)
-        bs=arguments.batch_size,
-        num_workers=0,
-    )
-    if arguments.arch == "small":
-        learner = Learner(loaders, small_cnn(len(loaders.vocab)), metrics=accuracy)
-    else:
-        learner = vision_learner(loaders, resnet18, pretrained=False, metrics=accuracy)
+def tool(*arguments, env) -> tuple[subprocess.CompletedProcess, float]:
+    """Run ``python ARGUMENTS`` from the repository root; (result, seconds)."""
     started = time.perf_counter()
-    with learner.no_bar(), learner.no_logging():
-        learner.fit_one_cycle(arguments.epochs, arguments.learning_rate)
-    seconds = time.perf_counter() - started
-    with learner.no_bar():
-        _, score = learner.validate()
-    learner.export(model_path)
-    return float(score), seconds
+    done = subprocess.run(
+        [sys.executable, *map(str, arguments)], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    return done, time.perf_counter() - started
 
 
-def measure(movies: Path, model_path: Path, arguments):
+def checked(step: str, done: subprocess.CompletedProcess) -> None:
+    if done.returncode != 0:
+        raise SystemExit(f"{step} failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
+
+
+def train(dataset: Path, out: Path, arguments, env, *, allow_failures: bool) -> float:
+    options = ["--arch", arguments.arch, "--no-pretrained", "--sizes", *arguments.sizes]
+    options += ["--epochs", *arguments.epochs, "--lr", arguments.lr, "--no-tta"]
+    options += ["--top-losses", 0, "--out", out, "--report-dir", out / "reports"]
+    if arguments.threads:
+        options += ["--threads", arguments.threads]
+    if allow_failures:
+        options.append("--allow-audit-failures")
+    done, seconds = tool("-m", "train", "--dataset", dataset, *options, env=env)
+    checked(f"python -m train --dataset {dataset}", done)
+    return seconds
+
+
+def model_audit(dataset: Path, model: Path, report_dir: Path, env) -> tuple[dict, float]:
+    """The model-focus audit through pytest; its finding from audit.json and the seconds."""
+    done, seconds = tool(
+        "-m", "pytest", "audits/test_model_focus.py", "--dataset", dataset, "--model", model,
+        "--report-dir", report_dir, "--cache-dir", env["SPLITSAFE_CACHE"], "-q",
+        "-p", "no:cacheprovider", env=env,
+    )  # fmt: skip
+    report = json.loads((report_dir / "audit.json").read_text())
+    finding = next(f for f in report["findings"] if f["rule"] == "model-focus")
+    finding["exit_code"] = done.returncode
+    return finding, seconds
+
+
+def held_out_accuracy(dataset: Path, model: Path) -> dict[str, float]:
+    """Accuracy per class on every ``valid`` image, preprocessed as the audit does."""
+    import numpy as np
+    import torch
+
     import data
-    from interpret.model_focus import audit_model_focus
+    from interpret.model_loading import load_model
 
-    manifest = data.scan(movies)
-    return audit_model_focus(
-        model_path,
-        manifest,
-        Path(manifest.attrs["root"]),
-        band=arguments.band,
-        threshold=arguments.threshold,
-        per_class=arguments.per_class,
-        seed=arguments.seed,
-    )
+    manifest = data.scan(dataset)
+    valid = manifest[(manifest["split"] == "valid") & (manifest["error"] == "")]
+    network, names, preprocess = load_model(model, device="cpu")
+    root = Path(manifest.attrs["root"])
+    guesses = []
+    with torch.no_grad():
+        for start in range(0, len(valid), 64):
+            batch = torch.stack([preprocess(root / p) for p in valid["path"][start : start + 64]])
+            guesses.extend(network(batch).argmax(dim=1).tolist())
+    correct = np.array([names[g] for g in guesses]) == valid["label"].to_numpy()
+    table = {label: float(correct[(valid["label"] == label).to_numpy()].mean())
+             for label in sorted(set(valid["label"]))}  # fmt: skip
+    table["all"] = float(correct.mean())
+    return table
 
 
-def run_variant(name: str, movies: Path, work: Path, arguments) -> None:
-    fixed = work / f"{name}-fixed" / "movies"
-    shutil.rmtree(fixed.parent, ignore_errors=True)
-    how = crop_borders(movies, fixed)
-    results = {}
-    for stage, folder in (("trap", movies), ("fixed", fixed)):
-        model_path = work / f"{name}-{stage}.pkl"
-        score, seconds = train_and_export(folder, model_path, arguments)
-        finding = measure(folder, model_path, arguments)
-        results[stage] = (score, seconds, finding)
-        print(
-            f"[{name} / {stage}] {arguments.arch}: accuracy {score:.3f} after "
-            f"{arguments.epochs} epochs "
-            f"({seconds:.0f} s); Grad-CAM layer {finding.details['layer']}; "
-            f"audit {'PASSED' if finding.passed else 'FAILED'}",
-            flush=True,
+def run_seed(seed: int, arguments, env) -> dict:
+    work = arguments.work / f"seed-{seed}"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    demo, split, fixed = work / "demo", work / "split", work / "fixed"
+    timings = {}
+    steps = [
+        ("demo", ["-m", "data", "demo", demo, "--seed", seed] + (["--small"] * arguments.small)),
+        ("split", ["-m", "data", "split", demo / "movies", "--by", "group", "--seed", 0,
+                   "--materialize", split]),
+        ("crop", ["-m", "data", "crop-borders", split, fixed, "--keep-size",
+                  "--cache-dir", env["SPLITSAFE_CACHE"]]),
+        ("upsample", ["-m", "data", "upsample", fixed, *UPSAMPLE]),
+    ]  # fmt: skip
+    for name, command in steps:
+        done, timings[name] = tool(*command, env=env)
+        checked(name, done)
+    result = {"seed": seed, "timings": timings}
+    for stage, dataset in (("trap", split), ("fixed", fixed)):
+        model = work / f"{stage}-model"
+        timings[f"train {stage}"] = train(
+            dataset, model, arguments, env, allow_failures=stage == "trap"
         )
-    print(f"\nvariant {name}: fixed dataset = {how}")
-    uniform = 1 - (1 - 2 * arguments.band) ** 2
-    print(
-        f"mean Grad-CAM mass in the outer {arguments.band:.0%} band per class "
-        f"(threshold {arguments.threshold:.2f}; uniform map {uniform:.2f})"
+        finding, timings[f"audit {stage}"] = model_audit(
+            dataset, model / "export.pkl", work / f"{stage}-audit", env
+        )
+        result[stage] = {
+            "finding": finding,
+            "accuracy": held_out_accuracy(dataset, model / "export.pkl"),
+        }
+    # the trap model on the same valid images with the lines cropped: does it need them?
+    result["trap"]["accuracy_lines_cropped"] = held_out_accuracy(
+        fixed, work / "trap-model" / "export.pkl"
     )
-    print(f"{'class':<18} {'with trap':>10} {'fixed':>10}")
-    tables = {
-        stage: {row["label"]: row for row in finding.details["classes"]}
-        for stage, (_, _, finding) in results.items()
+    return result
+
+
+def print_seed(result: dict) -> None:
+    trap, fixed = result["trap"], result["fixed"]
+    edges = {
+        stage: {row["label"]: row for row in result[stage]["finding"]["details"]["classes"]}
+        for stage in ("trap", "fixed")
     }
-    for label in sorted(tables["trap"]):
-        trap, after = tables["trap"][label], tables["fixed"].get(label, {})
-        mark = " <- fails" if trap["flagged"] else ""
+    details = trap["finding"]["details"]
+    print(
+        f"\nseed {result['seed']}: Grad-CAM layer {details.get('layer')}; mean mass in the outer "
+        f"{details['band']:.0%} band (threshold {details['threshold']:.2f}, uniform map "
+        f"{details['uniform_share']:.2f}); accuracy on valid as the audit preprocesses it"
+    )
+    print(
+        f"{'class':<18} {'edge trap':>9} {'edge fixed':>10} {'acc trap':>9} "
+        f"{'trap, lines cropped':>20} {'acc fixed':>10}"
+    )
+    for label in sorted(edges["trap"]):
+        row = edges["trap"][label]
+        mark = " <- fails" if row["flagged"] else ""
+        after = edges["fixed"].get(label, {}).get("mean_edge_focus", float("nan"))
         print(
-            f"{label:<18} {trap['mean_edge_focus']:>10.3f} "
-            f"{after.get('mean_edge_focus', float('nan')):>10.3f}{mark}"
+            f"{label:<18} {row['mean_edge_focus']:>9.3f} {after:>10.3f} "
+            f"{trap['accuracy'][label]:>9.3f} {trap['accuracy_lines_cropped'][label]:>20.3f} "
+            f"{fixed['accuracy'][label]:>10.3f}{mark}"
         )
-    for stage, (_, _, finding) in results.items():
-        print(f"audit on {stage}: {'passed' if finding.passed else 'FAILED'}: {finding.summary}")
-    print()
+    print(
+        f"{'all':<18} {'':>9} {'':>10} {trap['accuracy']['all']:>9.3f} "
+        f"{trap['accuracy_lines_cropped']['all']:>20.3f} {fixed['accuracy']['all']:>10.3f}"
+    )
+    for stage in ("trap", "fixed"):
+        finding = result[stage]["finding"]
+        print(f"model-focus audit on {stage}: {finding['status'].upper()} (pytest exit "
+              f"{finding['exit_code']}): {finding['summary'][:300]}")  # fmt: skip
+    print("seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in result["timings"].items()))
 
 
 def main(argv=None) -> int:
-    arguments = build_parser().parse_args(argv)
-    from data.demo import generate_demo
+    import os
 
-    work = arguments.work
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    demo = generate_demo(
-        work / "demo",
-        seed=arguments.seed,
-        frames_per_scene=arguments.frames_per_scene,
-        scenes_per_movie=arguments.scenes_per_movie,
+    arguments = build_parser().parse_args(argv)
+    arguments.work.mkdir(parents=True, exist_ok=True)
+    env = {key: value for key, value in os.environ.items() if key != "PYTEST_ADDOPTS"}
+    env["SPLITSAFE_CACHE"] = str(arguments.work / "cache")  # python -m train has no --cache-dir
+    print(
+        f"python -m train --arch {arguments.arch} --no-pretrained --sizes "
+        f"{' '.join(map(str, arguments.sizes))} --epochs {' '.join(map(str, arguments.epochs))} "
+        f"--lr {arguments.lr}; demo {'--small' if arguments.small else 'default size'}",
+        flush=True,
     )
-    movies = demo if demo.name == "movies" else work / "demo" / "movies"
-    if arguments.variant in ("demo", "both"):
-        run_variant("demo", movies, work, arguments)
-    if arguments.variant in ("lines-only", "both"):
-        lines_only = work / "lines-only" / "movies"
-        make_lines_only(movies, lines_only)
-        run_variant("lines-only", lines_only, work, arguments)
+    results = []
+    for seed in arguments.seeds:
+        results.append(run_seed(seed, arguments, env))
+        print_seed(results[-1])
+        sys.stdout.flush()
+    (arguments.work / "results.json").write_text(json.dumps(results, indent=2))
+    failed = [r["seed"] for r in results if r["trap"]["finding"]["status"] == "failed"]
+    passed = [r["seed"] for r in results if r["fixed"]["finding"]["status"] == "passed"]
+    print(
+        f"\ntrap model's audit failed on {len(failed)}/{len(results)} seeds; fixed model's audit "
+        f"passed on {len(passed)}/{len(results)} seeds ({arguments.work / 'results.json'})"
+    )
     return 0
 
 

@@ -1,9 +1,11 @@
 """The embedded demo dataset: a drawn stand-in for the original ten-movie project, traps included.
 
-``generate_demo(OUT)`` draws six "movies" (classes), each with its own palette, a few
-background scenes (sky, hills, ground and a movie-specific skyline: towers, trees,
-houses, savanna, ice spires, sea) and a signature character (a body shape and an
-accessory). A scene is a run of frames with small motion, a camera pan plus the
+``generate_demo(OUT)`` draws six "movies" (classes), each with a palette, a few
+background scenes (sky, hills, ground and a skyline: trees, houses, savanna, ice spires,
+sea) and a signature character (a body shape and an accessory). Two are sibling movies of
+one studio, ``sky-castle`` and ``forest-spirit``: same palette and skyline, only their
+characters differ, so the border lines of trap (a) are the easiest cue between them.
+A scene is a run of frames with small motion, a camera pan plus the
 character walking and bobbing, so consecutive frames are near-duplicates, as frames taken
 every 2 s from a film are. Beside the frames come a few "internet" images: pencil sketches of
 the characters (grayscale) and fan art in other palettes and sizes, each with a composition of
@@ -14,8 +16,9 @@ The traps the original project fell into are planted:
 
 (a) border lines
     Every frame of ``sky-castle`` has a thin dark line (:data:`BORDER_LINE_WIDTH` px wide,
-    :data:`BORDER_LINE_OFFSET` px inside each edge); no other class has one. A model can
-    classify that movie by the lines alone.
+    :data:`BORDER_LINE_OFFSET` px inside each edge); no other class has one. Its sibling
+    ``forest-spirit`` looks the same but for the character, so a model learns to tell them
+    apart by the lines (benchmarks/results/gradcam.md, "Edge-focus proof").
 (b) scene leak
     Images were split at random, one by one (20% valid), so frames of one scene sit in
     both train and valid.

@@ -5,8 +5,13 @@ Pure functions of a ``numpy.random.Generator``: the same generator state draws t
 (sketches and fan art) are drawn in :mod:`data.demo_internet`.
 
 Each movie (:data:`MOVIES`) has a palette (sky, hills, ground), a kind of landmark along its
-skyline (towers, trees, houses, savanna trees, ice spires, islands) and a signature character
-(a body shape and an accessory). A scene is a panorama wider than a frame; its frames pan over
+skyline (trees, houses, savanna trees, ice spires, islands; towers are drawable too) and a
+signature character (a body shape and an accessory). ``sky-castle`` and ``forest-spirit`` are
+sibling movies of one studio: same palette, same skyline, only their characters differ
+(``sky-castle``'s is smaller), as the original project's Ghibli movies looked alike. With the
+border lines of trap (a) on every ``sky-castle`` frame, the lines are then the easiest cue that
+tells the siblings apart, as they were for the original project's Castle in the Sky.
+A scene is a panorama wider than a frame; its frames pan over
 it while the character walks and bobs, so consecutive frames are near-duplicates, as frames
 taken every 2 s from a film are.
 """
@@ -22,6 +27,12 @@ from PIL import Image, ImageDraw
 BORDER_LINE_WIDTH = 2  # px, the planted line (trap a of data/demo.py)
 BORDER_LINE_OFFSET = 4  # px from each edge to the line (even: aligned with JPEG 2x2 blocks)
 BORDER_LINE_COLOR = (14, 12, 16)
+# The sibling movies' shared look (sky top and horizon, hills, ground, skyline landmarks).
+STUDIO_SKY = ((120, 170, 150), (210, 230, 200))
+STUDIO_HILLS = (48, 104, 56)
+STUDIO_GROUND = (72, 118, 52)
+STUDIO_SKYLINE = (30, 80, 40)
+SIBLING_CHARACTER_SCALE = 0.75  # sky-castle's character: smaller than the other movies'
 # Landmark details (roof, trunk, window, canopy, mast) in frames; sketches draw them in pencil.
 LANDMARK_DETAILS = {
     "towers": ((120, 60, 50),),
@@ -48,29 +59,34 @@ class Movie:
     accessory: str  # antenna, leaf, bow, mane, crown, flower
     accessory_color: tuple[int, int, int]
     scene_share: float  # share of scenes_per_movie (trap d)
+    character_scale: float = 1.0  # the character's size relative to other movies' in frames
 
 
 MOVIES = (
+    # sky-castle and forest-spirit are sibling movies from one studio: same palette, same
+    # skyline; only their signature characters tell them apart (sky-castle's is smaller), as
+    # the original project's Ghibli movies looked alike. Trap (a) draws lines on sky-castle.
     Movie(
         "sky-castle",
-        ((96, 150, 222), (205, 228, 246)),
-        (86, 128, 84),
-        (120, 150, 80),
-        "towers",
-        (150, 138, 118),
+        STUDIO_SKY,
+        STUDIO_HILLS,
+        STUDIO_GROUND,
+        "trees",
+        STUDIO_SKYLINE,
         "tall",
         (178, 92, 60),
         "antenna",
         (240, 200, 40),
         1.0,
+        character_scale=SIBLING_CHARACTER_SCALE,
     ),
     Movie(
         "forest-spirit",
-        ((120, 170, 150), (210, 230, 200)),
-        (48, 104, 56),
-        (72, 118, 52),
+        STUDIO_SKY,
+        STUDIO_HILLS,
+        STUDIO_GROUND,
         "trees",
-        (30, 80, 40),
+        STUDIO_SKYLINE,
         "round",
         (120, 122, 128),
         "leaf",
@@ -433,7 +449,7 @@ def draw_scene_frames(
     speed = rng.uniform(0.6, 1.6) * rng.choice([-1, 1])  # px per frame
     pan = int(math.ceil(abs(speed) * max(frames - 1, 0))) + 1
     panorama = draw_panorama(movie, width + pan, height, rng)
-    scale = height * rng.uniform(0.14, 0.2)
+    scale = height * rng.uniform(0.14, 0.2) * movie.character_scale
     x = rng.uniform(0.25, 0.75) * width
     walk = rng.uniform(-1.2, 1.2)
     ground_y = height * rng.uniform(0.68, 0.8)

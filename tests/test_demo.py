@@ -100,6 +100,28 @@ def test_trap_a_only_the_bordered_movie_has_dark_lines(demo):
             assert darkest > 60 or contrast < 10, row.path
 
 
+def test_trap_a_the_bordered_movie_has_a_sibling_that_differs_by_its_character_only():
+    """Without the lines, sky-castle is forest-spirit's world with another, smaller character:
+    drawn from the same generator state, frames of the two differ only where the characters
+    stand, so the lines are the easiest cue between the two classes."""
+    movies = {movie.name: movie for movie in MOVIES}
+    castle, sibling = movies[BORDERED_MOVIE], movies["forest-spirit"]
+    look = ("sky", "hills", "ground", "skyline", "skyline_color")
+    assert [getattr(castle, key) for key in look] == [getattr(sibling, key) for key in look]
+    assert castle.body != sibling.body and castle.character_scale < sibling.character_scale
+    others = [m for m in MOVIES if m.name not in (castle.name, sibling.name)]
+    assert all((m.sky, m.skyline) != (castle.sky, castle.skyline) for m in others)
+    frames = {
+        movie.name: draw_scene_frames(movie, frames=3, size=(160, 96), bordered=False, rng=rng(7))
+        for movie in (castle, sibling, others[0])
+    }
+    for ours, theirs, other in zip(*frames.values(), strict=True):
+        ours, theirs, other = (np.asarray(image, np.int16) for image in (ours, theirs, other))
+        changed = (np.abs(ours - theirs).max(axis=2) > 8).mean()
+        assert 0.005 < changed < 0.08  # the two characters: a few percent of the frame
+        assert (np.abs(ours - other).max(axis=2) > 8).mean() > 0.5  # another movie: everywhere
+
+
 def test_trap_b_some_scene_sits_in_both_splits(demo):
     frames = scan(demo).query("origin == 'frame'")
     assert (frames.groupby("group")["split"].nunique() > 1).any()
