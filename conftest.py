@@ -266,6 +266,18 @@ def dataset_root(manifest) -> Path:
     return Path(manifest.attrs["root"])
 
 
+def _keep_until_exit() -> None:
+    """Exempt every object alive now from the cyclic garbage collector (``gc.freeze``).
+
+    The audit session's objects (the libraries' modules, the manifest, the 50,000-row feature
+    table, later the findings) live until the process exits, yet each full collection walks
+    them all again: the report's, and pytest's own at unconfigure. Frozen after the features
+    and before the report, 50,000 images took about 1.3 s less CPU (18.3 s instead of 19.6 s,
+    two runs each, load 4).
+    """
+    gc.freeze()
+
+
 @pytest.fixture(scope="session")
 def features(pytestconfig: pytest.Config, manifest, dataset_root):
     """The feature table (``data.features``), computed once per session from the cache."""
@@ -276,7 +288,9 @@ def features(pytestconfig: pytest.Config, manifest, dataset_root):
     visible = capture.global_and_fixture_disabled() if capture else contextlib.nullcontext()
     with visible:
         print(f"\nsplitsafe: features of {len(manifest)} images", flush=True)
-        return data.features(manifest, dataset_root, cache_dir=state.cache_dir, progress=True)
+        table = data.features(manifest, dataset_root, cache_dir=state.cache_dir, progress=True)
+    _keep_until_exit()
+    return table
 
 
 @pytest.fixture(scope="session")
@@ -416,10 +430,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus) -> None:
         return
     from interpret.audit_report import write_audit_report
 
-    # Everything the session built (features, pairs, the libraries' objects) lives until the
-    # process exits: freezing it spares the report's and pytest's unconfigure garbage
-    # collections from walking it again (50,000 images: 3.2 s -> 1.1 s for report and exit).
-    gc.freeze()
+    _keep_until_exit()
     root = state.manifest.attrs.get("root") if state.manifest is not None else None
     state.report_paths = write_audit_report(
         state.findings,

@@ -42,7 +42,7 @@ import pandas as pd
 from PIL import Image
 
 from data.borders import border_columns, empty_profile, profile_borders
-from data.cache import open_cache, path_key
+from data.cache import open_cache
 from data.decode import (
     MIN_DECODE_SIDE,
     DecodedImage,
@@ -301,13 +301,6 @@ def _encode_for_cache(values: dict) -> dict:
     return encoded
 
 
-def _decode_from_cache(values: dict) -> dict:
-    decoded = dict(values)
-    decoded["descriptor"] = np.frombuffer(values["descriptor"], dtype=DESCRIPTOR_DTYPE).copy()
-    decoded["is_grayscale"] = bool(values["is_grayscale"])
-    return decoded
-
-
 def features(
     manifest: pd.DataFrame,
     root: str | os.PathLike,
@@ -364,7 +357,9 @@ def features(
         if "error" in manifest.columns
         else [""] * len(manifest)
     )
-    rows: list[dict | None] = [None] * len(manifest)
+    # A row: a dict of feature values, or a cached row (tuple in FEATURE_COLUMNS order, the
+    # descriptor as bytes, is_grayscale as 0/1) that _assemble decodes column by column.
+    rows: list[dict | tuple | None] = [None] * len(manifest)
     keys: list[tuple[bytes, int, int] | None] = [None] * len(manifest)
     absolute: list[str] = [""] * len(manifest)
     for position, (relative, prior) in enumerate(zip(relative_paths, prior_errors, strict=True)):
@@ -377,7 +372,8 @@ def features(
         except OSError as error:
             rows[position] = error_values(os_error_reason(error), transient=True)
             continue
-        keys[position] = (path_key(absolute[position]), info.st_size, info.st_mtime_ns)
+        # path_key(absolute) without a second abspath: absolute is already normalised.
+        keys[position] = (os.fsencode(absolute[position]), info.st_size, info.st_mtime_ns)
 
     cache = (
         open_cache(cache_dir, version=FEATURE_VERSION, columns=FEATURE_COLUMNS)
@@ -389,11 +385,13 @@ def features(
     started = time.perf_counter()
     try:
         if cache is not None:
-            found = cache.lookup(key for key in keys if key is not None)
+            found = cache.lookup_rows(key for key in keys if key is not None)
             for position, key in enumerate(keys):
-                if key is not None and key[0] in found:
-                    rows[position] = _decode_from_cache(found[key[0]])
-                    counts["cached"] += 1
+                if key is not None:
+                    cached = found.get(key[0])
+                    if cached is not None:
+                        rows[position] = cached
+                        counts["cached"] += 1
         pending = [
             (position, absolute[position], keys[position][1])
             for position in range(len(rows))
@@ -557,13 +555,37 @@ def _pool_context():
     return context
 
 
-def _assemble(manifest: pd.DataFrame, rows: Sequence[dict]) -> pd.DataFrame:
+def _descriptors(values: list) -> list[np.ndarray]:
+    """Descriptor arrays from computed arrays and cached bytes (decoded in one step)."""
+    cached = [position for position, value in enumerate(values) if isinstance(value, bytes)]
+    if len({len(values[position]) for position in cached}) > 1:  # not from one version
+        return [
+            np.frombuffer(value, dtype=DESCRIPTOR_DTYPE).copy()
+            if isinstance(value, bytes)
+            else value
+            for value in values
+        ]
+    if cached:
+        stacked = np.frombuffer(b"".join(values[p] for p in cached), dtype=DESCRIPTOR_DTYPE)
+        decoded = stacked.reshape(len(cached), -1).copy()  # writable, one block for all rows
+        values = list(values)
+        for position, descriptor in zip(cached, decoded, strict=True):
+            values[position] = descriptor
+    return values
+
+
+def _assemble(manifest: pd.DataFrame, rows: Sequence[dict | tuple]) -> pd.DataFrame:
     table = manifest.copy()
     columns = {}
-    for name in FEATURE_COLUMNS:
-        values = [row[name] for row in rows]
+    tuples = [
+        row if isinstance(row, tuple) else tuple(row[name] for name in FEATURE_COLUMNS)
+        for row in rows
+    ]
+    by_column = list(zip(*tuples, strict=True)) if tuples else [()] * len(FEATURE_COLUMNS)
+    for name, values in zip(FEATURE_COLUMNS, by_column, strict=True):
+        values = list(values)
         if name == "descriptor":
-            series = pd.Series(values, index=manifest.index, dtype=object)
+            series = pd.Series(_descriptors(values), index=manifest.index, dtype=object)
         elif name in _HASH_COLUMNS or name in _INTEGER_COLUMNS:
             series = pd.Series(np.asarray(values, dtype=np.int64), index=manifest.index)
         elif name in _FLOAT_COLUMNS:
