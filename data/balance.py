@@ -193,7 +193,7 @@ def plot_class_counts(counts: pd.DataFrame) -> bytes:
     if last.get_legend() is not None:
         sns.move_legend(last, "upper left", bbox_to_anchor=(1, 1), title="origin")
     figure.tight_layout()
-    return figure_to_png(figure)
+    return figure_to_png(figure, tight=False)  # laid out already: no second layout pass
 
 
 # --- audits: Finding builders (called by audits/test_balance.py) -----------------------------

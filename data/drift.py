@@ -172,7 +172,7 @@ def plot_property_distributions(
         axis.set_title(name)
         axis.set_xlabel("")
     figure.tight_layout()
-    return figure_to_png(figure)
+    return figure_to_png(figure, tight=False)  # laid out already: no second layout pass
 
 
 # --- audits: Finding builders (called by audits/test_metadata.py) ----------------------------

@@ -25,7 +25,7 @@ def use_agg_backend() -> None:
         matplotlib.use("Agg")
 
 
-def figure_to_png(figure, *, dpi: int = DEFAULT_DPI) -> bytes:
+def figure_to_png(figure, *, dpi: int = DEFAULT_DPI, tight: bool = True) -> bytes:
     """Render a figure to PNG bytes and close it.
 
     Parameters
@@ -35,6 +35,9 @@ def figure_to_png(figure, *, dpi: int = DEFAULT_DPI) -> bytes:
         (``seaborn.FacetGrid``, ``seaborn.JointGrid``, an ``Axes``).
     dpi : int, keyword-only
         Resolution; default :data:`DEFAULT_DPI`.
+    tight : bool, keyword-only
+        Crop to the drawn content (``bbox_inches="tight"``: one more rendering pass). False
+        saves the figure as laid out, for a figure already laid out with ``tight_layout``.
 
     Returns
     -------
@@ -53,7 +56,7 @@ def figure_to_png(figure, *, dpi: int = DEFAULT_DPI) -> bytes:
             )
     buffer = io.BytesIO()
     try:
-        figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+        figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight" if tight else None)
     finally:
         plt.close(figure)
     return buffer.getvalue()
