@@ -161,6 +161,13 @@ def pytest_configure(config: pytest.Config) -> None:
             f"splitsafe setting split_pairs={pairs!r}: expected pairs of splits, "
             'e.g. split_pairs = [["valid", "train"], ["test", "train"]] in splitsafe.toml'
         )
+    if settings.metadata_ignore:
+        from data.metadata_audit import metadata_columns
+
+        try:
+            metadata_columns(ignore=settings.metadata_ignore)
+        except ValueError as error:
+            raise pytest.UsageError(f"splitsafe settings: {error}") from None
     model = config.getoption("model")
     if model and not Path(model).exists():
         raise pytest.UsageError(f"--model {model}: no such file; give an exported model (.pkl)")

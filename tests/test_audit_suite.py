@@ -349,6 +349,16 @@ def test_bad_splitsafe_set_is_a_usage_error(tmp_path, setting, message):
     assert "--splitsafe-set" in output and message in output
 
 
+def test_unknown_metadata_ignore_name_is_a_usage_error(tmp_path):
+    dataset = make_clean_dataset(tmp_path, train=1, valid=1)
+    code, output = run_pytest(
+        "audits/test_integrity.py", "--dataset", str(dataset),
+        "--splitsafe-set", "metadata_ignore=brightness,colour", "--co",
+    )  # fmt: skip
+    assert code == pytest.ExitCode.USAGE_ERROR
+    assert "metadata_ignore has unknown feature(s) ['colour']" in output
+
+
 def test_settings_from_dataset_toml_and_command_line_reach_the_header(tmp_path):
     dataset = make_clean_dataset(tmp_path, train=1, valid=1)
     (dataset / "splitsafe.toml").write_text(
