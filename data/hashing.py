@@ -284,29 +284,90 @@ def window_sampling_matrix(side: float, offset: float, *, size: int = DESCRIPTOR
     return matrix
 
 
-def _aligned_one_way(fixed: np.ndarray, moving: np.ndarray, maps: np.ndarray) -> np.ndarray:
-    """max over windows (y, x) of the Pearson correlation of ``fixed`` with ``M_y moving M_x^T``.
+def _alignment_operators(groups) -> dict:
+    """Stacked operators of all windows (N = sum of the groups' sizes), float32.
 
-    ``fixed`` and ``moving`` are (k, s, s) float32 grids, ``fixed`` centred with unit norm;
-    ``maps`` (n, s, s) the sampling matrices of one window side. Factored so that the n * n
-    resampled grids are never formed: <F, M_y G M_x^T> = <F M_x, M_y G>,
-    ||M_y G M_x^T||^2 = <(M_y G)^T (M_y G), M_x^T M_x>, sum(M_y G M_x^T) = (1^T M_y G) . (M_x^T 1).
+    ``left`` (2N*s, s): the maps M_y then S_y = M_y^T M_y, applied as ``left @ grid``;
+    ``right`` (s, 2N*s): M_x then S_x side by side, applied as ``grid @ right``;
+    ``column_sums`` (N, s): 1^T M per window; ``same_side`` (N, N) bool: windows (y, x) of
+    one group (one window side), the only combinations compared.
     """
-    count, side, _ = moving.shape
-    n = len(maps)
+    maps = np.concatenate([np.asarray(group, dtype=np.float64) for group in groups])
+    grams = np.matmul(maps.transpose(0, 2, 1), maps)
+    both = np.concatenate([maps, grams])  # (2N, s, s)
+    count, side, _ = both.shape
+    same_side = np.zeros((len(maps), len(maps)), dtype=bool)
+    start = 0
+    for group in groups:
+        same_side[start : start + len(group), start : start + len(group)] = True
+        start += len(group)
+    return {
+        "left": both.reshape(count * side, side).astype(np.float32),
+        "right": np.ascontiguousarray(both.transpose(1, 0, 2).reshape(side, count * side)).astype(
+            np.float32
+        ),
+        "column_sums": maps.sum(axis=1).astype(np.float32),
+        "same_side": same_side,
+    }
+
+
+def _alignment_workspace(count: int, operators: dict) -> dict:
+    """Reusable float32 buffers for :func:`_aligned_both_ways` on up to ``count`` pairs.
+
+    Reusing them across chunks matters: fresh megabyte-sized temporaries are returned to the
+    system and faulted in again on every chunk, which cost more than the arithmetic.
+    """
+    side = DESCRIPTOR_SIDE
+    stacked = 2 * len(operators["column_sums"])  # 2N: the maps, then their Gram matrices
+    return {
+        "grids": np.empty((2 * count, side, side), dtype=np.float32),
+        "moved": np.empty((2 * count, stacked * side, side), dtype=np.float32),
+        "products": np.empty((2 * count * side, stacked * side), dtype=np.float32),
+        "partners": np.empty((2 * count, stacked, side, side), dtype=np.float32),
+    }
+
+
+def _aligned_both_ways(
+    first: np.ndarray, second: np.ndarray, operators: dict, workspace: dict
+) -> np.ndarray:
+    """Best |Pearson correlation| over all windows, both directions, of (k, s, s) grids.
+
+    ``first`` and ``second`` are centred with unit norm, float32. For the direction "fixed F,
+    moving G" and windows (y, x) of one group, with S = M^T M (the resampled grid is never
+    formed): <F, M_y G M_x^T> = <M_y G, F M_x>; ||M_y G M_x^T||^2 = <S_y G, G S_x>;
+    sum(M_y G M_x^T) = c_y^T G c_x with c = M^T 1. All products with the window operators
+    are computed once for both grids of every pair ([M_y X; S_y X] and [X M_x | X S_x]); the
+    per-pair contractions are batched (N, s*s) by (s*s, N) products.
+    """
+    count, side, _ = first.shape
     cells = side * side
-    rows = np.matmul(maps[None], moving[:, None])  # (k, n, s, s): M_y @ moving
-    columns = np.matmul(fixed[:, None], maps[None])  # (k, n, s, s): fixed @ M_x
-    dots = np.matmul(
-        rows.reshape(count, n, cells), columns.reshape(count, n, cells).transpose(0, 2, 1)
-    )
-    sums = rows.sum(axis=2) @ maps.sum(axis=1).T  # (k, y, x)
-    gram = np.matmul(rows.transpose(0, 1, 3, 2), rows).reshape(count * n, cells)
-    axis_gram = np.matmul(maps.transpose(0, 2, 1), maps).reshape(n, cells)
-    variance = (gram @ axis_gram.T).reshape(count, n, n) - sums * sums / cells
-    correlation = np.abs(dots) / np.sqrt(np.maximum(variance, 1e-12))
-    correlation[variance <= 1e-9] = 0.0
-    return correlation.reshape(count, n * n).max(axis=1)
+    windows = len(operators["column_sums"])
+    grids = workspace["grids"][: 2 * count]
+    grids[:count], grids[count:] = first, second
+    # [M_y X ; S_y X] for every grid X: (2k, 2N, s*s)
+    moved = np.matmul(operators["left"], grids, out=workspace["moved"][: 2 * count])
+    moved = moved.reshape(2 * count, 2 * windows, cells)
+    # [X M_x | X S_x] for every grid X: (2k, s, 2N, s), then (2k, 2N, s*s)
+    flat = grids.reshape(2 * count * side, side)
+    products = np.matmul(flat, operators["right"], out=workspace["products"][: 2 * count * side])
+    partners = workspace["partners"][: 2 * count]
+    np.copyto(partners, products.reshape(2 * count, side, 2 * windows, side).transpose(0, 2, 1, 3))
+    partners = partners.reshape(2 * count, 2 * windows, cells)
+    column_sums = operators["column_sums"]
+    half = (flat @ column_sums.T).reshape(2 * count, side, windows)
+    all_sums = np.matmul(column_sums, half)  # (2k, y, x): sum of each resampled grid
+    best = np.zeros(count, dtype=np.float32)
+    fixed_part, moving_part = slice(0, count), slice(count, 2 * count)
+    for fixed, moving in ((fixed_part, moving_part), (moving_part, fixed_part)):
+        dots = np.matmul(moved[moving, :windows], partners[fixed, :windows].transpose(0, 2, 1))
+        squares = np.matmul(moved[moving, windows:], partners[moving, windows:].transpose(0, 2, 1))
+        sums = all_sums[moving]
+        variance = squares - sums * sums / cells
+        correlation = np.abs(dots) / np.sqrt(np.maximum(variance, 1e-12))
+        # Only windows of one side pair up (the group's diagonal blocks); flat windows count 0.
+        correlation[(variance <= 1e-9) | ~operators["same_side"]] = 0.0
+        best = np.maximum(best, correlation.reshape(count, -1).max(axis=1))
+    return best
 
 
 def _centred_unit(grids: np.ndarray) -> np.ndarray:
@@ -316,13 +377,17 @@ def _centred_unit(grids: np.ndarray) -> np.ndarray:
     return (flat / np.where(norms > 1e-9, norms, 1.0)).reshape(grids.shape)
 
 
-_ALIGNMENT_MAPS = tuple(
-    np.stack([window_sampling_matrix(side, offset) for offset in offsets]).astype(np.float32)
-    for side, offsets in ALIGNMENT_WINDOWS
+_ALIGNMENT_OPERATORS = _alignment_operators(
+    [
+        np.stack([window_sampling_matrix(side, offset) for offset in offsets])
+        for side, offsets in ALIGNMENT_WINDOWS
+    ]
 )
 
 
-def aligned_similarity(first, second, *, chunk: int = 512) -> np.ndarray:
+def aligned_similarity(
+    first, second, *, chunk: int = 64, first_rows=None, second_rows=None
+) -> np.ndarray:
     """Best ``|cosine|`` of paired descriptors over small shifts and crops (rowwise).
 
     For each pair, one grid is resampled on each window of :data:`ALIGNMENT_WINDOWS` (the same
@@ -336,29 +401,56 @@ def aligned_similarity(first, second, *, chunk: int = 512) -> np.ndarray:
         Descriptors (any float dtype), row ``i`` of ``first`` paired with row ``i`` of
         ``second``.
     chunk : int
-        Pairs per vectorised step (bounds memory: about 30 KiB per pair).
+        Pairs per vectorised step (bounds memory: about 150 KiB per pair, reused by every
+        step; small steps keep the buffers in cache).
+    first_rows, second_rows : numpy.ndarray of int, shape (k,), optional (both or neither)
+        Pair ``i`` is then ``first[first_rows[i]]`` with ``second[second_rows[i]]``; the rows
+        are gathered one step at a time, which avoids materialising (k, 256) copies.
 
     Returns
     -------
     numpy.ndarray, shape (k,), float32, in [0, 1]; at least the plain ``|cosine|``; 0 for a
     flat (all-zero) descriptor.
     """
-    first = np.asarray(first, dtype=np.float32)
-    second = np.asarray(second, dtype=np.float32)
-    if first.shape != second.shape or first.ndim != 2:
-        raise ValueError(
-            f"aligned_similarity needs two (k, {DESCRIPTOR_SIDE**2}) arrays of one shape, got "
-            f"{first.shape} and {second.shape}"
-        )
+    first, second = np.asarray(first), np.asarray(second)
+    cells = DESCRIPTOR_SIDE**2
+    if (first_rows is None) != (second_rows is None):
+        raise ValueError("aligned_similarity: pass both first_rows and second_rows, or neither")
+    if first_rows is None:
+        if first.shape != second.shape or first.ndim != 2 or first.shape[1] != cells:
+            raise ValueError(
+                f"aligned_similarity needs two (k, {cells}) arrays of one shape, got "
+                f"{first.shape} and {second.shape}"
+            )
+        count = len(first)
+    else:
+        first_rows, second_rows = np.asarray(first_rows), np.asarray(second_rows)
+        if (
+            first.ndim != 2
+            or second.ndim != 2
+            or first.shape[1] != cells
+            or second.shape[1] != cells
+            or first_rows.shape != second_rows.shape
+            or first_rows.ndim != 1
+        ):
+            raise ValueError(
+                f"aligned_similarity needs two (n, {cells}) arrays and two (k,) row arrays, got "
+                f"{first.shape}, {second.shape}, {first_rows.shape} and {second_rows.shape}"
+            )
+        count = len(first_rows)
     side = DESCRIPTOR_SIDE
-    result = np.zeros(len(first), dtype=np.float32)
-    for start in range(0, len(first), chunk):
-        a = _centred_unit(first[start : start + chunk].reshape(-1, side, side))
-        b = _centred_unit(second[start : start + chunk].reshape(-1, side, side))
+    result = np.zeros(count, dtype=np.float32)
+    workspace = _alignment_workspace(max(1, min(chunk, count)), _ALIGNMENT_OPERATORS)
+    for start in range(0, count, chunk):
+        if first_rows is None:
+            first_part, second_part = first[start : start + chunk], second[start : start + chunk]
+        else:
+            first_part = first[first_rows[start : start + chunk]]
+            second_part = second[second_rows[start : start + chunk]]
+        a = _centred_unit(first_part.astype(np.float32, copy=False).reshape(-1, side, side))
+        b = _centred_unit(second_part.astype(np.float32, copy=False).reshape(-1, side, side))
         best = np.abs(np.einsum("kij,kij->k", a, b))
-        for maps in _ALIGNMENT_MAPS:
-            best = np.maximum(best, _aligned_one_way(a, b, maps))
-            best = np.maximum(best, _aligned_one_way(b, a, maps))
+        best = np.maximum(best, _aligned_both_ways(a, b, _ALIGNMENT_OPERATORS, workspace))
         flat = ~(a.reshape(len(a), -1).any(axis=1) & b.reshape(len(b), -1).any(axis=1))
         best[flat] = 0.0
         result[start : start + chunk] = np.minimum(best, 1.0)

@@ -212,6 +212,7 @@ def similar_pairs(
     within: bool,
     block_bytes: int,
     with_similarity: bool = False,
+    with_signed: bool = False,
 ):
     """Positions (query, reference) with ``|query . reference| >= threshold``, exactly.
 
@@ -229,15 +230,24 @@ def similar_pairs(
     with_similarity : bool, keyword-only
         Also return each pair's ``|query . reference|`` (float32), the value the threshold was
         applied to.
+    with_signed : bool, keyword-only
+        Also return each pair's signed ``query . reference`` (float32), computed exactly as
+        :func:`_rowwise_similarity` computes it (rowwise ``einsum``), so that callers can reuse
+        it bit for bit. Needs ``with_similarity``.
 
     Returns
     -------
     (numpy.ndarray, numpy.ndarray), int64 positions, unordered; with ``with_similarity`` a
-    third array, float32, the absolute dot product of each pair
+    third array, float32, the absolute dot product of each pair; with ``with_signed`` a fourth,
+    float32, the signed dot product
     """
+    if with_signed and not with_similarity:
+        raise ValueError("similar_pairs: with_signed=True needs with_similarity=True")
     n_query, n_reference = len(query_vectors), len(reference_vectors)
     empty = np.zeros(0, dtype=np.int64)
     if n_query == 0 or n_reference == 0:
+        if with_signed:
+            return empty, empty, np.zeros(0, np.float32), np.zeros(0, np.float32)
         return (empty, empty, np.zeros(0, np.float32)) if with_similarity else (empty, empty)
     prefilter = query_vectors.shape[1] == _PREFILTER_BASIS.shape[1]
     if prefilter:
@@ -262,6 +272,7 @@ def similar_pairs(
     rows_per_block = max(1, block_bytes // (4 * n_reference))
     query_parts, reference_parts = [empty], [empty]
     value_parts = [np.zeros(0, np.float32)]
+    signed_parts = [np.zeros(0, np.float32)]
     for start in range(0, n_query, rows_per_block):
         stop = min(start + rows_per_block, n_query)
         first_column = start if within else 0  # within: only columns >= start can pair later
@@ -296,6 +307,7 @@ def similar_pairs(
             values = np.abs(exact)
             keep = values >= threshold
             rows, columns, values = rows[keep], columns[keep], values[keep]
+            signed = exact[keep]
         else:
             if reference_transposed is None:
                 reference_transposed = np.ascontiguousarray(reference_vectors[order].T)
@@ -309,10 +321,18 @@ def similar_pairs(
             values = block[rows, columns] if with_similarity else None
             rows += start
             columns = columns.astype(np.int64) + first_column
+            signed = None
         if within:  # each unordered pair once, no self pairs
             keep = columns > rows
             rows, columns = rows[keep], columns[keep]
             values = values[keep] if with_similarity else None
+            signed = signed[keep] if signed is not None else None
+        if with_signed:
+            if signed is None:  # the plain product's values: recompute as _rowwise_similarity
+                signed = np.einsum(
+                    "ij,ij->i", query_vectors[rows], reference_vectors[order[columns]]
+                )
+            signed_parts.append(signed.astype(np.float32, copy=False))
         query_parts.append(rows)
         reference_parts.append(columns)
         if with_similarity:
@@ -322,6 +342,8 @@ def similar_pairs(
     if within:
         rows = order[rows]
         rows, columns = np.minimum(rows, columns), np.maximum(rows, columns)
+    if with_signed:
+        return rows, columns, np.concatenate(value_parts), np.concatenate(signed_parts)
     if with_similarity:
         return rows, columns, np.concatenate(value_parts)
     return rows, columns
@@ -444,13 +466,14 @@ def find_duplicates(
 
     exact = _join_pairs(query_rows, reference_rows, "sha256", within=within)
     pixels = _join_pairs(query_rows, reference_rows, "pixel_digest", within=within)
-    near_rows, near_columns, near_similarity = similar_pairs(
+    near_rows, near_columns, near_similarity, near_signed = similar_pairs(
         query_vectors,
         reference_vectors,
         threshold=candidate_threshold,
         within=within,
         block_bytes=block_bytes,
         with_similarity=True,
+        with_signed=True,
     )
     near = (near_rows, near_columns)
     if return_candidates:
@@ -475,6 +498,8 @@ def find_duplicates(
             block_bytes=block_bytes,
         )
         near = (np.concatenate([near[0], mirrored[0]]), np.concatenate([near[1], mirrored[1]]))
+        # A pair found only by the mirrored search has no plain cosine yet: NaN, computed later.
+        near_signed = np.concatenate([near_signed, np.full(len(mirrored[0]), np.nan, np.float32)])
 
     kind_codes = np.concatenate(
         [
@@ -484,17 +509,21 @@ def find_duplicates(
     )
     query_positions = np.concatenate([exact[0], pixels[0], near[0]])
     reference_positions = np.concatenate([exact[1], pixels[1], near[1]])
+    # The signed plain cosine the search computed, NaN where it is still to be computed.
+    known_signed = np.concatenate(
+        [np.full(len(exact[0]) + len(pixels[0]), np.nan, np.float32), near_signed]
+    )
 
     # Exclusive kinds: keep each pair's lowest code (exact < pixels < near).
     order = np.lexsort((kind_codes, reference_positions, query_positions))
     query_positions, reference_positions = query_positions[order], reference_positions[order]
-    kind_codes = kind_codes[order]
+    kind_codes, known_signed = kind_codes[order], known_signed[order]
     is_first = np.ones(len(order), dtype=bool)
     is_first[1:] = (query_positions[1:] != query_positions[:-1]) | (
         reference_positions[1:] != reference_positions[:-1]
     )
     query_positions, reference_positions = query_positions[is_first], reference_positions[is_first]
-    kind_codes = kind_codes[is_first]
+    kind_codes, known_signed = kind_codes[is_first], known_signed[is_first]
 
     pairs, plain = _describe_pairs(
         query_rows,
@@ -505,6 +534,7 @@ def find_duplicates(
         query_positions,
         reference_positions,
         kind_codes,
+        known_signed,
         similarity=similarity,
         candidate_similarity=min(float(candidate_similarity), similarity),
         aligned_phash_distance=64 if aligned_phash_distance is None else aligned_phash_distance,
@@ -531,6 +561,7 @@ def _describe_pairs(
     query_positions,
     reference_positions,
     kind_codes,
+    known_signed,
     *,
     similarity,
     candidate_similarity,
@@ -541,6 +572,8 @@ def _describe_pairs(
     ``similarity`` of a near pair: its plain ``|cosine|``, raised to the best aligned
     ``|cosine|`` when that plain value is below ``similarity`` and the pHash distance is at
     most ``aligned_phash_distance`` (the alignment is computed only for those pairs).
+    ``known_signed`` (float32 per pair) holds the signed plain cosine the search already
+    computed, bit for bit as :func:`_rowwise_similarity` would, NaN where it is still needed.
     """
     is_near = kind_codes == KINDS.index("near")
     query_hash = query_rows["phash"].to_numpy(dtype=np.int64)[query_positions]
@@ -551,8 +584,10 @@ def _describe_pairs(
     phash_distance = np.minimum(
         hamming(query_hash, reference_hash), hamming(query_hash, reference_inverted)
     ).astype(np.int64)
-    signed = _rowwise_similarity(
-        query_vectors, reference_vectors, query_positions, reference_positions
+    signed = np.asarray(known_signed, dtype=np.float32).copy()
+    missing = np.flatnonzero(np.isnan(signed))
+    signed[missing] = _rowwise_similarity(
+        query_vectors, reference_vectors, query_positions[missing], reference_positions[missing]
     )
     best = np.abs(signed)
     plain = best.copy()
@@ -564,8 +599,10 @@ def _describe_pairs(
     )
     if len(unsure):
         best[unsure] = aligned_similarity(
-            query_vectors[query_positions[unsure]],
-            reference_vectors[reference_positions[unsure]],
+            query_vectors,
+            reference_vectors,
+            first_rows=query_positions[unsure],
+            second_rows=reference_positions[unsure],
         )
     flipped = np.zeros(len(best), dtype=bool)
     if mirrored_vectors is not None and len(best):

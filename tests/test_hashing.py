@@ -192,3 +192,67 @@ def test_window_sampling_identity_and_edge_repeat():
     shifted_left = window_sampling_matrix(1.0, -1 / 16)  # samples one cell before the grid
     assert shifted_left[0].tolist() == [1.0] + [0.0] * 15  # edge repeated
     assert shifted_left[5, 4] == 1.0
+
+
+def _reference_aligned_similarity(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """Straightforward alignment: form every resampled grid, Pearson in float64, keep the best."""
+    from data.hashing import ALIGNMENT_WINDOWS
+
+    side = 16
+    first = first.astype(np.float64).reshape(-1, side, side)
+    second = second.astype(np.float64).reshape(-1, side, side)
+
+    def centred_unit(grids):
+        flat = grids.reshape(len(grids), -1)
+        flat = flat - flat.mean(axis=1, keepdims=True)
+        norms = np.linalg.norm(flat, axis=1, keepdims=True)
+        return flat / np.where(norms > 1e-9, norms, 1.0)
+
+    a, b = centred_unit(first), centred_unit(second)
+    best = np.abs(np.einsum("ki,ki->k", a, b))
+    for fixed, moving in ((a, b), (b, a)):
+        moving_grids = moving.reshape(-1, side, side)
+        for window_side, offsets in ALIGNMENT_WINDOWS:
+            maps = [window_sampling_matrix(window_side, offset) for offset in offsets]
+            for rows_map in maps:
+                for columns_map in maps:
+                    resampled = (rows_map @ moving_grids @ columns_map.T).reshape(len(a), -1)
+                    centred = resampled - resampled.mean(axis=1, keepdims=True)
+                    norms = np.linalg.norm(centred, axis=1)
+                    dots = np.abs(np.einsum("ki,ki->k", fixed, centred))
+                    correlation = np.where(norms**2 > 1e-9, dots / np.maximum(norms, 1e-12), 0.0)
+                    best = np.maximum(best, correlation)
+    flat = ~(a.any(axis=1) & b.any(axis=1))
+    best[flat] = 0.0
+    return np.minimum(best, 1.0)
+
+
+def test_alignment_equals_the_straightforward_reference_on_random_pairs():
+    rng = np.random.default_rng(7)
+    count = 3000
+    base = rng.standard_normal((count, 16, 16))
+    # Half the pairs are shifted noisy copies (alignment matters), half unrelated grids.
+    copies = np.roll(base, shift=(1, -1), axis=(1, 2)) + 0.3 * rng.standard_normal(base.shape)
+    unrelated = rng.standard_normal(base.shape)
+    second = np.where((np.arange(count) % 2 == 0)[:, None, None], copies, unrelated)
+    first = base.reshape(count, -1)
+    first /= np.linalg.norm(first, axis=1, keepdims=True)
+    second = second.reshape(count, -1)
+    second /= np.linalg.norm(second, axis=1, keepdims=True)
+    first, second = first.astype(np.float16), second.astype(np.float16)
+    first[5] = 0.0  # a flat descriptor
+    expected = _reference_aligned_similarity(first, second)
+    found = aligned_similarity(first, second)
+    assert found.dtype == np.float32 and found.shape == (count,)
+    np.testing.assert_allclose(found, expected, atol=1e-5)
+    assert found[5] == 0.0
+    assert (expected[::2] > expected[1::2].max()).mean() > 0.5  # the copies are aligned higher
+    # Rows given by index give the same answer as gathered rows (and any chunk size).
+    rows = rng.permutation(count)[:500]
+    others = rng.permutation(count)[:500]
+    np.testing.assert_array_equal(
+        aligned_similarity(first, second, first_rows=rows, second_rows=others, chunk=37),
+        aligned_similarity(first[rows], second[others]),
+    )
+    with pytest.raises(ValueError, match="first_rows"):
+        aligned_similarity(first, second, first_rows=rows)

@@ -329,3 +329,27 @@ def test_candidates_are_every_pair_above_the_candidate_threshold(reference):
     others = usable.index.get_indexer(candidates["reference_index"])
     cosine = np.abs(np.einsum("ij,ij->i", vectors[positions], vectors[others]))
     np.testing.assert_allclose(candidates["similarity"], cosine, atol=1e-5)
+
+
+@pytest.mark.parametrize("within", [True, False])
+def test_signed_similarity_is_the_rowwise_cosine_bit_for_bit(within):
+    from data.neardup import _rowwise_similarity
+
+    smooth = _smooth_descriptors(120, seed=5)
+    noise = np.random.default_rng(6).standard_normal((60, 256)).astype(np.float32)
+    noise /= np.linalg.norm(noise, axis=1, keepdims=True)  # the plain-product path
+    for vectors, threshold in ((smooth, 0.3), (noise, 0.15)):
+        query, reference = (vectors, vectors) if within else (vectors[:40], vectors[40:])
+        options = {"threshold": threshold, "within": within, "block_bytes": 4096}
+        rows, columns, values, signed = similar_pairs(
+            query, reference, **options, with_similarity=True, with_signed=True
+        )
+        plain = similar_pairs(query, reference, **options, with_similarity=True)
+        np.testing.assert_array_equal(rows, plain[0])
+        np.testing.assert_array_equal(values, plain[2])
+        assert signed.dtype == np.float32 and len(signed) == len(rows) > 0
+        np.testing.assert_array_equal(signed, _rowwise_similarity(query, reference, rows, columns))
+    with pytest.raises(ValueError, match="with_signed"):
+        similar_pairs(
+            smooth, smooth, threshold=0.5, within=True, block_bytes=4096, with_signed=True
+        )
