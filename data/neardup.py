@@ -204,6 +204,15 @@ def _rowwise_similarity(query_vectors, reference_vectors, query_positions, refer
     )
 
 
+def _nonzero_2d(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.nonzero`` of a 2-D boolean array, same order (row-major), int64.
+
+    Through the flat indices: on sparse masks about 10x faster than 2-D ``np.nonzero``.
+    """
+    rows, columns = np.divmod(np.flatnonzero(mask), max(mask.shape[1], 1))
+    return rows, columns
+
+
 def similar_pairs(
     query_vectors: np.ndarray,
     reference_vectors: np.ndarray,
@@ -293,7 +302,7 @@ def similar_pairs(
                 hopeful = np.flatnonzero(part.max(axis=1) >= limit)
                 if not len(hopeful):
                     continue
-                rows, columns = np.nonzero(
+                rows, columns = _nonzero_2d(
                     part[hopeful] >= limit[hopeful].astype(np.float32)[:, None]
                 )
                 rows_found.append(hopeful[rows] + start)
@@ -316,7 +325,7 @@ def similar_pairs(
             matches = block >= threshold
             # Most rows match nothing: take nonzero only over the rows that do (much less work).
             matching_rows = np.flatnonzero(matches.any(axis=1))
-            rows, columns = np.nonzero(matches[matching_rows])
+            rows, columns = _nonzero_2d(matches[matching_rows])
             rows = matching_rows[rows].astype(np.int64)
             values = block[rows, columns] if with_similarity else None
             rows += start

@@ -353,3 +353,15 @@ def test_signed_similarity_is_the_rowwise_cosine_bit_for_bit(within):
         similar_pairs(
             smooth, smooth, threshold=0.5, within=True, block_bytes=4096, with_signed=True
         )
+
+
+def test_nonzero_2d_matches_numpy_in_order():
+    from data.neardup import _nonzero_2d
+
+    rng = np.random.default_rng(8)
+    for shape, share in (((30, 70), 0.05), ((1, 5), 1.0), ((4, 0), 0.5), ((0, 9), 0.5)):
+        mask = rng.random(shape) < share
+        rows, columns = _nonzero_2d(mask)
+        expected_rows, expected_columns = np.nonzero(mask)
+        np.testing.assert_array_equal(rows, expected_rows)
+        np.testing.assert_array_equal(columns, expected_columns)
