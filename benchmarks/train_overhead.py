@@ -50,7 +50,8 @@ COLOURS = [(230, 30, 30), (30, 210, 40), (30, 50, 235), (240, 200, 20)]
 def make_dataset(root: Path, *, images: int, size: int, classes: int, seed: int = 0) -> Path:
     """``root/{train,valid}/class<k>/*.png``: a smooth random background, three random discs
     and a square of the class colour (every image distinct, so the duplicate audits pass)."""
-    from PIL import Image, ImageDraw
+    # The same pictures as the trainer's tests: distinct images, easy classes.
+    from tests.test_train import draw_image
 
     rng = np.random.default_rng(seed)
     per_class = max(4, images // classes)
@@ -59,17 +60,7 @@ def make_dataset(root: Path, *, images: int, size: int, classes: int, seed: int 
             split = "valid" if index % 4 == 0 else "train"
             folder = root / split / f"class{label}"
             folder.mkdir(parents=True, exist_ok=True)
-            grid = rng.integers(0, 256, (4, 4, 3), dtype=np.uint8)
-            image = Image.fromarray(grid).resize((size, size), Image.Resampling.BICUBIC)
-            draw = ImageDraw.Draw(image)
-            for _ in range(3):
-                x, y = (int(v) for v in rng.integers(0, size, 2))
-                radius = int(rng.integers(2, size // 4))
-                fill = tuple(int(v) for v in rng.integers(0, 256, 3))
-                draw.ellipse([x - radius, y - radius, x + radius, y + radius], fill=fill)
-            side = int(rng.integers(size // 3, size // 2))
-            left, top = (int(v) for v in rng.integers(0, size - side, 2))
-            draw.rectangle([left, top, left + side, top + side], fill=COLOURS[label % len(COLOURS)])
+            image = draw_image(rng, COLOURS[label % len(COLOURS)], size)
             image.save(folder / f"{label}_{index}.png")
     return root
 
